@@ -1,0 +1,124 @@
+//! `/live/{stream}.flv`: HTTP-FLV, and WS-FLV on the same path when the
+//! request is a WebSocket upgrade.
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
+
+use super::{ApiError, AppState};
+use crate::egress::StartError;
+use crate::egress::flv::FlvByteStream;
+use crate::media::ViewerGuard;
+
+fn is_websocket(req: &Request) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+fn start_error(e: StartError) -> ApiError {
+    tracing::warn!(error = %e, "viewer could not start");
+    match e {
+        StartError::SourceFailed { .. } => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "source_failed", e.to_string())
+        }
+        StartError::Timeout { .. } => {
+            ApiError::new(StatusCode::GATEWAY_TIMEOUT, "source_timeout", e.to_string())
+        }
+        StartError::Ended { .. } => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "stream_ended",
+            e.to_string(),
+        ),
+    }
+}
+
+pub async fn flv(
+    State(app): State<AppState>,
+    Path(file): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let id = file
+        .strip_suffix(".flv")
+        .ok_or_else(|| ApiError::not_found("live URLs end in .flv"))?;
+    let stream = app
+        .hub
+        .get(id)
+        .ok_or_else(|| ApiError::not_found(format!("no stream {id:?}")))?;
+    let upgrade = if is_websocket(&req) {
+        let (mut parts, _) = req.into_parts();
+        match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
+            Ok(u) => Some(u),
+            Err(rejection) => return Ok(rejection.into_response()),
+        }
+    } else {
+        None
+    };
+    let viewer = stream.add_viewer();
+    let bytes = app
+        .flv
+        .subscribe(&stream)
+        .start(app.start_timeout())
+        .await
+        .map_err(start_error)?;
+    tracing::info!(stream = %id, websocket = upgrade.is_some(), "FLV viewer joined");
+    let shutdown = app.shutdown.clone();
+    if let Some(ws) = upgrade {
+        return Ok(ws.on_upgrade(move |socket| ws_viewer(socket, bytes, viewer, shutdown)));
+    }
+    let body = futures_util::stream::unfold(
+        (bytes, viewer, shutdown),
+        |(mut bytes, viewer, shutdown)| async move {
+            let chunk = bytes.next_chunk(&shutdown).await;
+            if chunk.is_none() {
+                tracing::info!(stream = %viewer.stream().id(), skipped = bytes.skipped(), "FLV viewer ended");
+            }
+            chunk.map(|c| (Ok::<_, Infallible>(c), (bytes, viewer, shutdown)))
+        },
+    );
+    let mut resp = Response::new(Body::from_stream(body));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("video/x-flv"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    Ok(resp)
+}
+
+async fn ws_viewer(
+    mut socket: WebSocket,
+    mut bytes: FlvByteStream,
+    viewer: ViewerGuard,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            chunk = bytes.next_chunk(&shutdown) => {
+                let Some(chunk) = chunk else { break };
+                if socket.send(Message::Binary(chunk)).await.is_err() {
+                    break;
+                }
+            }
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+    tracing::info!(stream = %viewer.stream().id(), skipped = bytes.skipped(), "WS-FLV viewer ended");
+}

@@ -1,0 +1,49 @@
+//! `/api/v1/streams`: what is in the hub right now.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+
+use super::{ApiError, AppState, StreamUrls, stream_urls};
+use crate::media::StreamSnapshot;
+
+#[derive(Serialize)]
+pub struct StreamView {
+    #[serde(flatten)]
+    pub snapshot: StreamSnapshot,
+    pub flv_viewers: usize,
+    pub urls: StreamUrls,
+}
+
+fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream, flv: usize) -> StreamView {
+    StreamView {
+        snapshot: s.snapshot(),
+        flv_viewers: flv,
+        urls: stream_urls(headers, app.config.http_listen, s.id()),
+    }
+}
+
+pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Json<Vec<StreamView>> {
+    let flv = app.flv.viewer_counts();
+    Json(
+        app.hub
+            .list()
+            .iter()
+            .map(|s| view(&app, &headers, s, flv.get(s.id()).copied().unwrap_or(0)))
+            .collect(),
+    )
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<StreamView>, ApiError> {
+    let s = app
+        .hub
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no stream {id:?}")))?;
+    let flv = app.flv.viewer_counts().get(&id).copied().unwrap_or(0);
+    Ok(Json(view(&app, &headers, &s, flv)))
+}

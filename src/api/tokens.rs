@@ -1,0 +1,93 @@
+//! `/api/v1/tokens`: bearer tokens for machines and people.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiJson, AppState, Caller};
+use crate::store::{StoreError, TokenInfo, TokenRole, db};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenCreate {
+    pub name: String,
+    #[serde(default)]
+    pub role: TokenRole,
+}
+
+#[derive(Serialize)]
+pub struct TokenCreated {
+    /// The token itself, shown only in this response.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenInfo,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    Ok(Json(app.store.call(|c| db::list_tokens(c)).await?))
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<TokenCreate>,
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
+    caller.require(TokenRole::Admin)?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "name must be 1-100 printable characters",
+        ));
+    }
+    let role = body.role;
+    let created = app
+        .store
+        .call(move |c| {
+            let token = db::generate_token()?;
+            let info = db::insert_token(c, &name, &token, role)?;
+            Ok(TokenCreated { token, info })
+        })
+        .await?;
+    tracing::info!(
+        token_id = created.info.id,
+        role = role.as_str(),
+        "API token created"
+    );
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    let deleted = app
+        .store
+        .call(move |c| {
+            let tokens = db::list_tokens(c)?;
+            let Some(target) = tokens.iter().find(|t| t.id == id) else {
+                return Ok(false);
+            };
+            let admins = tokens.iter().filter(|t| t.role == TokenRole::Admin).count();
+            if target.role == TokenRole::Admin && admins == 1 {
+                return Err(StoreError::Conflict(
+                    "refusing to delete the last admin token: create another admin token first"
+                        .into(),
+                ));
+            }
+            db::delete_token(c, id)
+        })
+        .await?;
+    if !deleted {
+        return Err(ApiError::not_found(format!("no token with id {id}")));
+    }
+    tracing::info!(token_id = id, "API token deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,139 @@
+//! Wiring: the parts of a running gateway and its start-up/shutdown order.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::egress::flv::FlvOutputs;
+use crate::ingest::rtsp::{RtspSources, RtspTiming};
+use crate::media::{FanoutConfig, Hub};
+use crate::store::{MediaSettings, Store, StoreError, TokenRole, db};
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub flv: FlvOutputs,
+    pub rtsp: RtspSources,
+    media: RwLock<MediaSettings>,
+    pub shutdown: CancellationToken,
+    pub started: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl App {
+    /// Opens the database and starts the stored sources. Needs a tokio runtime.
+    pub fn start(config: Config) -> Result<Arc<Self>, AppError> {
+        let store = Store::open_in_dir(&config.data_dir)?;
+        ensure_admin_token(&store, config.admin_token.as_deref())?;
+        let media = store
+            .call_sync(|c| db::get_setting::<MediaSettings>(c, db::MEDIA_KEY))?
+            .unwrap_or(MediaSettings {
+                on_demand_grace_secs: config.on_demand_grace.as_secs(),
+                start_timeout_secs: config.start_timeout.as_secs(),
+            });
+        let hub = Arc::new(Hub::new(FanoutConfig::default()));
+        let rtsp = RtspSources::new(
+            hub.clone(),
+            RtspTiming {
+                connect_timeout: config.rtsp_connect_timeout,
+                backoff_min: config.rtsp_backoff_min,
+                backoff_max: config.rtsp_backoff_max,
+                ..RtspTiming::default()
+            },
+        );
+        let app = Arc::new(Self {
+            config,
+            store,
+            hub,
+            flv: FlvOutputs::new(FanoutConfig::default()),
+            rtsp,
+            media: RwLock::new(media),
+            shutdown: CancellationToken::new(),
+            started: Instant::now(),
+        });
+        let sources = app.store.call_sync(|c| db::list_sources(c))?;
+        let grace = app.grace();
+        for s in &sources {
+            if let Err(e) = app.rtsp.apply(s, grace) {
+                tracing::error!(stream = %s.name, error = %e, "stored source has an invalid URL; not started");
+            }
+        }
+        tracing::info!(sources = sources.len(), "sources loaded");
+        Ok(app)
+    }
+
+    pub fn media_settings(&self) -> MediaSettings {
+        *self.media.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_media_settings(&self, m: MediaSettings) {
+        *self.media.write().unwrap_or_else(|e| e.into_inner()) = m;
+    }
+
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.media_settings().on_demand_grace_secs)
+    }
+
+    pub fn start_timeout(&self) -> Duration {
+        Duration::from_secs(self.media_settings().start_timeout_secs.max(1))
+    }
+
+    /// Serves HTTP until `shutdown` is cancelled, then stops sources, closes
+    /// streams and the database, each step bounded in time.
+    pub async fn serve(self: Arc<Self>) -> Result<(), AppError> {
+        let addr = self.config.http_listen;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| AppError::Listen { addr, source })?;
+        let local = listener.local_addr().map_err(AppError::Serve)?;
+        tracing::info!(http = %local, "camgate listening");
+        let router = crate::api::router(self.clone());
+        let shutdown = self.shutdown.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+        });
+        let result = server.await.map_err(AppError::Serve);
+        tracing::info!("HTTP server stopped; stopping sources");
+        self.rtsp.shutdown(Duration::from_secs(5)).await;
+        self.hub.close_all();
+        self.store.close()?;
+        tracing::info!("shutdown complete");
+        result
+    }
+}
+
+/// Makes sure an admin can get in: the configured token is stored (hashed),
+/// and an empty token table gets a fresh admin token, logged once.
+pub fn ensure_admin_token(store: &Store, configured: Option<&str>) -> Result<(), StoreError> {
+    store.call_sync(|c| {
+        if let Some(token) = configured {
+            db::insert_token(c, "admin (configured)", token, TokenRole::Admin)?;
+            return Ok(());
+        }
+        if db::count_tokens(c)? == 0 {
+            let token = db::generate_token()?;
+            db::insert_token(c, "admin (first start)", &token, TokenRole::Admin)?;
+            tracing::warn!(
+                "created the first admin API token. It is shown only this once; keep it: {token}"
+            );
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,264 @@
+//! Configuration: embedded defaults, overridden by `camgate.toml`, overridden
+//! by `CAMGATE_*` environment variables, overridden by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Flags shared by every subcommand. Each has an environment variable.
+#[derive(clap::Args, Debug, Default, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file. Without this flag, `camgate.toml` in the current
+    /// directory is read if it exists.
+    #[arg(long, env = "CAMGATE_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Directory for the database [default: ./data].
+    #[arg(long, env = "CAMGATE_DATA_DIR", global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// HTTP listen address for the API, UI and live outputs [default: 0.0.0.0:8080].
+    #[arg(long, env = "CAMGATE_HTTP_LISTEN", global = true, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+
+    /// Log filter, e.g. `info` or `camgate=debug,retina=info` [default: info].
+    #[arg(long, env = "CAMGATE_LOG", global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+
+    /// Seconds an on-demand source keeps running after its last viewer left
+    /// [default: 10]. A value stored through the API takes precedence.
+    #[arg(
+        long,
+        env = "CAMGATE_ON_DEMAND_GRACE_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub on_demand_grace_secs: Option<u64>,
+
+    /// Seconds a new viewer waits for the first frame before getting an error
+    /// [default: 15]. A value stored through the API takes precedence.
+    #[arg(
+        long,
+        env = "CAMGATE_START_TIMEOUT_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub start_timeout_secs: Option<u64>,
+
+    /// Longest wait between RTSP reconnection attempts [default: 60].
+    #[arg(
+        long,
+        env = "CAMGATE_RTSP_BACKOFF_MAX_SECS",
+        global = true,
+        value_name = "SECS"
+    )]
+    pub rtsp_backoff_max_secs: Option<u64>,
+
+    /// An admin API token to accept (at least 24 characters). Without it, the
+    /// first start with an empty database creates one and logs it once.
+    #[arg(
+        long,
+        env = "CAMGATE_ADMIN_TOKEN",
+        global = true,
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+}
+
+/// `camgate.toml`. Every key is optional.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub log: Option<String>,
+    pub admin_token: Option<String>,
+    #[serde(default)]
+    pub http: HttpFile,
+    #[serde(default)]
+    pub media: MediaFile,
+    #[serde(default)]
+    pub rtsp: RtspFile,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MediaFile {
+    pub on_demand_grace_secs: Option<u64>,
+    pub start_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RtspFile {
+    pub connect_timeout_secs: Option<u64>,
+    pub backoff_min_secs: Option<u64>,
+    pub backoff_max_secs: Option<u64>,
+}
+
+/// The effective configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub http_listen: SocketAddr,
+    pub log: String,
+    pub on_demand_grace: Duration,
+    pub start_timeout: Duration,
+    pub rtsp_connect_timeout: Duration,
+    pub rtsp_backoff_min: Duration,
+    pub rtsp_backoff_max: Duration,
+    pub admin_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads the file named by `args` (or `camgate.toml` if present) and
+    /// applies the flags/environment on top.
+    pub fn load(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(p) => Some(read_file(p)?),
+            None if Path::new("camgate.toml").exists() => {
+                Some(read_file(Path::new("camgate.toml"))?)
+            }
+            None => None,
+        };
+        Self::resolve(args, file.unwrap_or_default())
+    }
+
+    pub fn resolve(args: &ConfigArgs, file: FileConfig) -> Result<Self, ConfigError> {
+        let secs = Duration::from_secs;
+        let config = Self {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from("data")),
+            http_listen: args
+                .http_listen
+                .or(file.http.listen)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            log: args
+                .log
+                .clone()
+                .or(file.log)
+                .unwrap_or_else(|| "info".into()),
+            on_demand_grace: secs(
+                args.on_demand_grace_secs
+                    .or(file.media.on_demand_grace_secs)
+                    .unwrap_or(10),
+            ),
+            start_timeout: secs(
+                args.start_timeout_secs
+                    .or(file.media.start_timeout_secs)
+                    .unwrap_or(15),
+            ),
+            rtsp_connect_timeout: secs(file.rtsp.connect_timeout_secs.unwrap_or(10)),
+            rtsp_backoff_min: secs(file.rtsp.backoff_min_secs.unwrap_or(1)),
+            rtsp_backoff_max: secs(
+                args.rtsp_backoff_max_secs
+                    .or(file.rtsp.backoff_max_secs)
+                    .unwrap_or(60),
+            ),
+            admin_token: args.admin_token.clone().or(file.admin_token),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.admin_token
+            && (t.len() < 24 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(ConfigError::Invalid(
+                "admin_token must be at least 24 characters without spaces".into(),
+            ));
+        }
+        if self.start_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "start_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.rtsp_backoff_min.is_zero() || self.rtsp_backoff_max < self.rtsp_backoff_min {
+            return Err(ConfigError::Invalid(
+                "rtsp backoff: need 1 <= backoff_min_secs <= backoff_max_secs".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::resolve(&ConfigArgs::default(), FileConfig::default()).unwrap();
+        assert_eq!(c.http_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.on_demand_grace, Duration::from_secs(10));
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn flags_override_file() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/var/lib/camgate\"\n[http]\nlisten = \"127.0.0.1:9000\"\n[media]\non_demand_grace_secs = 3\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            http_listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args, file).unwrap();
+        assert_eq!(c.http_listen.port(), 9100);
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/camgate"));
+        assert_eq!(c.on_demand_grace, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn unknown_keys_and_weak_tokens_are_rejected() {
+        assert!(toml::from_str::<FileConfig>("htttp = 1").is_err());
+        let args = ConfigArgs {
+            admin_token: Some("short".into()),
+            ..Default::default()
+        };
+        assert!(Config::resolve(&args, FileConfig::default()).is_err());
+    }
+}

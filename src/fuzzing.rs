@@ -1,0 +1,113 @@
+//! Entry points for `cargo fuzz` (see `fuzz/`), also run over random input by
+//! the unit tests so CI exercises them. Each must never panic.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::codec::{Codec, aac, h264, h265, nal};
+use crate::egress::flv::mux::{self, FlvMuxer, FlvWriter};
+use crate::media::{AudioTrack, Frame, FrameData, TrackInfo, VideoTrack};
+
+/// Codec parsers on arbitrary bytes.
+pub fn codec_parsers(data: &[u8]) {
+    let _ = h264::parse_sps(data);
+    let _ = h265::parse_sps(data);
+    let b = Bytes::copy_from_slice(data);
+    let _ = h264::parse_avc_decoder_configuration(&b);
+    let _ = h265::parse_hevc_decoder_configuration(&b);
+    let _ = aac::parse_audio_specific_config(data);
+    let _ = aac::parse_adts_header(data);
+    let _ = nal::split_annex_b(&b);
+    let _ = nal::split_length_prefixed(&b);
+    let _ = mux::parse(&b);
+}
+
+/// The FLV muxer's input path: arbitrary bytes become a sequence of frames
+/// (H.264/H.265 Annex B access units, AAC/G.711 audio) with arbitrary
+/// timestamps and flags; what comes out must parse back as FLV.
+pub fn flv_mux(data: &[u8]) {
+    let h264 = VideoTrack::h264(
+        Bytes::from_static(&[
+            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00,
+            0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
+        ]),
+        Bytes::from_static(&[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0]),
+    );
+    let Ok(h264) = h264 else { return };
+    let tracks = [
+        Arc::new(TrackInfo::Video(h264)),
+        Arc::new(TrackInfo::Audio(AudioTrack::g711(Codec::G711A, 8000, 1))),
+        Arc::new(TrackInfo::Audio(AudioTrack::g711(Codec::G711U, 8000, 1))),
+        Arc::new(TrackInfo::Audio(AudioTrack {
+            codec: Codec::Aac,
+            sample_rate: 16000,
+            channels: 1,
+            config: Some(Bytes::from_static(&[0x14, 0x08])),
+        })),
+    ];
+    let mut muxer = FlvMuxer::new();
+    let mut writer = FlvWriter::new();
+    let mut out = BytesMut::new();
+    out.put_slice(&mux::file_header(true, true));
+    let mut tags = Vec::new();
+    let mut rest = data;
+    // Each record: 1 byte selector, 4 bytes dts delta, 2 bytes cts, 2 bytes length, payload.
+    while rest.len() >= 9 {
+        let sel = rest[0];
+        let dts = i64::from(i32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]));
+        let cts = i64::from(i16::from_be_bytes([rest[5], rest[6]]));
+        let len = usize::from(u16::from_be_bytes([rest[7], rest[8]])).min(rest.len() - 9);
+        let payload = Bytes::copy_from_slice(&rest[9..9 + len]);
+        rest = &rest[9 + len..];
+        let track = tracks[usize::from(sel & 3)].clone();
+        let data = if track.is_video() {
+            FrameData::Nals(nal::split_annex_b(&payload))
+        } else {
+            FrameData::Audio(payload)
+        };
+        let frame = Frame {
+            track,
+            pts: dts + cts,
+            dts,
+            keyframe: sel & 4 != 0,
+            data,
+        };
+        tags.clear();
+        if muxer.push(&frame, &mut tags).is_ok() {
+            for t in &tags {
+                for c in writer.write(t) {
+                    out.put_slice(&c);
+                }
+            }
+        }
+    }
+    if let Err(e) = mux::parse(&out.freeze()) {
+        panic!("muxer produced unparsable FLV: {e}");
+    }
+}
+
+/// The API's JSON bodies.
+pub fn api_json(data: &[u8]) {
+    use crate::api::{SourceCreate, SourcePatch, TokenCreate, parse_json};
+    let _ = parse_json::<SourceCreate>(data);
+    let _ = parse_json::<SourcePatch>(data);
+    let _ = parse_json::<TokenCreate>(data);
+    let _ = parse_json::<crate::store::MediaSettings>(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn fuzz_entry_points_do_not_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            codec_parsers(&data);
+            flv_mux(&data);
+            api_json(&data);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Inputs: media that comes into the gateway.
+
+pub mod rtsp;

@@ -1,0 +1,16 @@
+//! camgate: a GB28181 platform and security-camera media gateway.
+//!
+//! Layers (see `docs/architecture.md`): sans-IO cores in [`codec`], [`media`]
+//! and the muxers under [`egress`]; thin tokio shells in [`ingest`], [`api`]
+//! and [`app`].
+
+pub mod api;
+pub mod app;
+pub mod codec;
+pub mod config;
+pub mod egress;
+pub mod fuzzing;
+pub mod ingest;
+pub mod media;
+pub mod store;
+pub mod util;
