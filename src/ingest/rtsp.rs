@@ -406,22 +406,13 @@ async fn session(
                 if f.loss() > 0 {
                     tracing::debug!(stream = %stream.id(), lost = f.loss(), "RTP packets lost before video frame");
                 }
-                if f.has_new_parameters() || !tracks.contains_key(&index) {
-                    let track = track_of(demuxed.streams(), index).map_err(|message| {
-                        (
-                            RtspError::Parameters {
-                                url: redacted(url),
-                                stream_index: index,
-                                message,
-                            },
-                            had_media,
-                        )
-                    })?;
-                    tracks.insert(index, Arc::new(track));
-                }
-                let Some(track) = tracks.get(&index) else {
-                    continue;
-                };
+                let track = track_for(
+                    &mut tracks,
+                    demuxed.streams(),
+                    index,
+                    f.has_new_parameters(),
+                )
+                .map_err(|e| (e.with_url(url), had_media))?;
                 let ts = f.timestamp();
                 let keyframe = f.is_random_access_point();
                 let data = Bytes::from(f.into_data());
@@ -434,7 +425,7 @@ async fn session(
                 };
                 let t = rescale(ts.elapsed(), ts.clock_rate(), track.timescale());
                 publisher.publish(Frame {
-                    track: track.clone(),
+                    track,
                     pts: t,
                     dts: t,
                     keyframe,
@@ -442,27 +433,12 @@ async fn session(
                 });
             }
             CodecItem::AudioFrame(f) => {
-                let index = f.stream_id();
-                if !tracks.contains_key(&index) {
-                    let track = track_of(demuxed.streams(), index).map_err(|message| {
-                        (
-                            RtspError::Parameters {
-                                url: redacted(url),
-                                stream_index: index,
-                                message,
-                            },
-                            had_media,
-                        )
-                    })?;
-                    tracks.insert(index, Arc::new(track));
-                }
-                let Some(track) = tracks.get(&index) else {
-                    continue;
-                };
+                let track = track_for(&mut tracks, demuxed.streams(), f.stream_id(), false)
+                    .map_err(|e| (e.with_url(url), had_media))?;
                 let ts = f.timestamp();
                 let t = rescale(ts.elapsed(), ts.clock_rate(), track.timescale());
                 publisher.publish(Frame {
-                    track: track.clone(),
+                    track,
                     pts: t,
                     dts: t,
                     keyframe: true,
@@ -476,6 +452,41 @@ async fn session(
             stream.set_status(SourceState::Live, None);
         }
     }
+}
+
+/// A track whose parameters could not be turned into a [`TrackInfo`].
+struct TrackError {
+    stream_index: usize,
+    message: String,
+}
+
+impl TrackError {
+    fn with_url(self, url: &Url) -> RtspError {
+        RtspError::Parameters {
+            url: redacted(url),
+            stream_index: self.stream_index,
+            message: self.message,
+        }
+    }
+}
+
+/// The track of SDP stream `index`, described anew when retina reports new
+/// parameters (in-band SPS/PPS change) or the first time it is seen.
+fn track_for(
+    tracks: &mut HashMap<usize, Arc<TrackInfo>>,
+    streams: &[retina::client::Stream],
+    index: usize,
+    refresh: bool,
+) -> Result<Arc<TrackInfo>, TrackError> {
+    if !refresh && let Some(t) = tracks.get(&index) {
+        return Ok(t.clone());
+    }
+    let track = Arc::new(track_of(streams, index).map_err(|message| TrackError {
+        stream_index: index,
+        message,
+    })?);
+    tracks.insert(index, track.clone());
+    Ok(track)
 }
 
 fn rescale(value: i64, from: NonZeroU32, to: u32) -> i64 {

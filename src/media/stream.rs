@@ -495,6 +495,9 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
+        // What the ended session sent is no longer live: a viewer arriving now
+        // must wait for the next session's keyframe, not get stale frames.
+        self.stream.fanout.reset_group();
         let mut p = lock(&self.stream.publish);
         p.since = None;
         // Leave a frame's worth of room so the next session's first frame is later.
@@ -554,5 +557,13 @@ mod tests {
         assert_eq!(got, vec![0, 1000, 1040]);
         assert!(s.is_publishing());
         assert_eq!(s.tracks().len(), 1);
+        drop(p);
+        assert!(!s.is_publishing());
+        let mut late = s.subscribe();
+        assert_eq!(
+            late.try_recv().unwrap(),
+            None,
+            "no stale frames after the session ended"
+        );
     }
 }

@@ -1,1 +1,8 @@
-fn main() {}
+//! Integration tests: the real binary against real peers (GStreamer RTSP
+//! server, FFmpeg 5.1 and 9, a WebSocket client), on loopback.
+
+mod api;
+mod common;
+mod on_demand;
+mod rtsp_flv;
+mod store;

@@ -22,6 +22,7 @@ Event lines printed on stdout (one per line, flushed immediately):
 import argparse
 import signal
 import sys
+import threading
 
 try:
     import gi
@@ -44,13 +45,20 @@ FPS = 25
 GOP = 50
 
 
+_emit_lock = threading.Lock()
+
+
 def emit(line):
-    """Print one event line and flush; never die because stdout went away."""
-    try:
-        sys.stdout.write(line + "\n")
-        sys.stdout.flush()
-    except (BrokenPipeError, OSError):
-        pass
+    """Print one event line and flush; never die because stdout went away.
+
+    gst-rtsp-server may emit client signals from its own threads, hence the lock.
+    """
+    with _emit_lock:
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except (BrokenPipeError, OSError):
+            pass
 
 
 def die(msg, code=1):
@@ -211,11 +219,36 @@ def context_path(ctx):
     return path
 
 
+def set_auth_methods(auth, mask):
+    """gst_rtsp_auth_set_supported_methods(auth, BASIC|DIGEST).
+
+    GstRTSPAuthMethod is introspected as an enum, not flags, so PyGObject
+    refuses the OR-ed value 3. Fall back to calling the C function directly.
+    """
+    try:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod(mask))
+        return
+    except (TypeError, ValueError):
+        pass
+    import ctypes
+
+    get_ptr = ctypes.pythonapi.PyCapsule_GetPointer
+    get_ptr.restype = ctypes.c_void_p
+    get_ptr.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    ptr = get_ptr(auth.__gpointer__, None)
+    lib = ctypes.CDLL("libgstrtspserver-1.0.so.0")
+    lib.gst_rtsp_auth_set_supported_methods.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    lib.gst_rtsp_auth_set_supported_methods.restype = None
+    lib.gst_rtsp_auth_set_supported_methods(ptr, mask)
+
+
 class Camera:
     def __init__(self, args):
         self.args = args
         self.next_client_id = 1
         self.clients = {}  # id -> client (keep refs alive)
+        self.client_sessions = {}  # id -> [RTSPSession] created by that client
+        self.lock = threading.Lock()
         self.last_sessions = None
 
         self.server = GstRtspServer.RTSPServer()
@@ -244,42 +277,101 @@ class Camera:
                     "media.factory.construct=(boolean)true"
                 )
                 factory.add_role_from_structure(role)
+            factory.connect("media-configure", self.on_media_configure)
             mount_points.add_factory(path, factory)
 
         self.server.connect("client-connected", self.on_client_connected)
 
     def setup_auth(self, user, password):
         auth = GstRtspServer.RTSPAuth()
-        token = GstRtspServer.RTSPToken.new_empty()
-        st = token.writable_structure()
-        st.set_value(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
+        # (writable_structure().set_value() acts on a copy under PyGObject,
+        # so use set_string.)
+        token = GstRtspServer.RTSPToken()
+        token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
         auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
         auth.add_digest(user, password, token)
-        auth.set_supported_methods(
-            GstRtsp.RTSPAuthMethod.BASIC | GstRtsp.RTSPAuthMethod.DIGEST
+        set_auth_methods(
+            auth, int(GstRtsp.RTSPAuthMethod.BASIC) | int(GstRtsp.RTSPAuthMethod.DIGEST)
         )
         self.server.set_auth(auth)
 
     # -- signals -----------------------------------------------------------
 
+    def on_media_configure(self, _factory, media):
+        # videotestsrc/audiotestsrc answer the SEEKING query with "seekable"
+        # even when live. gst-rtsp-server then honours the "Range: npt=0-"
+        # that clients such as FFmpeg put in PLAY with a flushing seek on the
+        # *shared* pipeline, which restarts timestamps (and forces a
+        # keyframe) for every client already watching. A real camera does not
+        # do that, so report the stream as not seekable: the PLAY still
+        # succeeds, the seek is just skipped.
+        bin_ = media.get_element()
+        i = 0
+        while True:
+            pay = bin_.get_by_name("pay%d" % i)
+            if pay is None:
+                break
+            pay.get_static_pad("src").add_probe(
+                Gst.PadProbeType.QUERY_UPSTREAM, self._not_seekable_probe
+            )
+            i += 1
+
+    @staticmethod
+    def _not_seekable_probe(_pad, info):
+        query = info.get_query()
+        if query is not None and query.type == Gst.QueryType.SEEKING:
+            # A fresh SEEKING query already says seekable=FALSE; answering it
+            # here (HANDLED) keeps it from reaching the seekable test sources.
+            return Gst.PadProbeReturn.HANDLED
+        return Gst.PadProbeReturn.OK
+
     def on_client_connected(self, _server, client):
-        cid = self.next_client_id
-        self.next_client_id += 1
-        self.clients[cid] = client
+        with self.lock:
+            cid = self.next_client_id
+            self.next_client_id += 1
+            self.clients[cid] = client
+            self.client_sessions[cid] = []
         emit("CLIENT_CONNECTED %d" % cid)
         client.connect("closed", self.on_client_closed, cid)
         client.connect("play-request", self.on_play, cid)
         client.connect("teardown-request", self.on_teardown, cid)
-        if self.args.session_timeout is not None:
-            client.connect("new-session", self.on_new_session)
+        client.connect("new-session", self.on_new_session, cid)
 
     def on_client_closed(self, _client, cid):
         emit("CLIENT_CLOSED %d" % cid)
-        # Drop our reference from an idle callback, not inside the emission.
-        GLib.idle_add(self._forget_client, cid)
+        # gst-rtsp-server detaches a closed client's TCP-interleaved media (and,
+        # with stop-on-disconnect, its UDP media too) from the session but
+        # leaves the now-empty session in the pool until it times out (session
+        # timeout + 5 s slack, i.e. ~65 s by default). Reap those empty
+        # sessions promptly so "SESSIONS 0" shows up right after a client drops
+        # its connection without TEARDOWN. Done from the main loop, after the
+        # server has finished its own close handling.
+        GLib.timeout_add(100, self._reap_client, cid, 3)
 
-    def _forget_client(self, cid):
-        self.clients.pop(cid, None)
+    def _reap_client(self, cid, tries_left):
+        with self.lock:
+            sessions = list(self.client_sessions.get(cid, []))
+        pool = self.server.get_session_pool()
+        pending = []
+        for sess in sessions:
+            try:
+                n_media = len(sess.filter(None, None) or [])
+            except Exception:  # noqa: BLE001
+                n_media = 0
+            if n_media == 0:
+                pool.remove(sess)
+            else:
+                pending.append(sess)
+        if pending and tries_left > 1:
+            with self.lock:
+                self.client_sessions[cid] = pending
+            GLib.timeout_add(500, self._reap_client, cid, tries_left - 1)
+        else:
+            # Sessions still holding media (UDP with stop-on-disconnect off)
+            # are left to the normal timeout handled by pool.cleanup().
+            with self.lock:
+                self.client_sessions.pop(cid, None)
+                self.clients.pop(cid, None)
         return GLib.SOURCE_REMOVE
 
     def on_play(self, _client, ctx, _cid):
@@ -288,8 +380,11 @@ class Camera:
     def on_teardown(self, _client, ctx, _cid):
         emit("TEARDOWN %s" % context_path(ctx))
 
-    def on_new_session(self, _client, session):
-        session.set_timeout(self.args.session_timeout)
+    def on_new_session(self, _client, session, cid):
+        if self.args.session_timeout is not None:
+            session.set_timeout(self.args.session_timeout)
+        with self.lock:
+            self.client_sessions.setdefault(cid, []).append(session)
 
     # -- timers ------------------------------------------------------------
 
@@ -335,7 +430,10 @@ class Camera:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description="Fake RTSP camera (gst-rtsp-server)")
-    p.add_argument("--port", type=int, default=8554, help="TCP port (default 8554)")
+    p.add_argument(
+        "--port", type=int, default=8554,
+        help="TCP port (default 8554; 0 = any free port, see READY line)",
+    )
     p.add_argument("--bind", default="127.0.0.1", help="address (default 127.0.0.1)")
     p.add_argument("--user", default=None, help="require auth with this user")
     p.add_argument("--password", default=None, help="password for --user")
@@ -354,8 +452,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if (args.user is None) != (args.password is None):
         p.error("--user and --password must be given together")
-    if not (1 <= args.port <= 65535):
-        p.error("--port must be 1..65535")
+    if not (0 <= args.port <= 65535):
+        p.error("--port must be 0..65535 (0 = pick a free port)")
     return args
 
 

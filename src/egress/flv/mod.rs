@@ -79,6 +79,10 @@ impl FlvOutputs {
                 s
             }
         };
+        if !stream.is_publishing() {
+            // The source stopped or is reconnecting: cached tags are stale.
+            shared.tags.reset_group();
+        }
         let rx = shared.tags.subscribe();
         FlvSubscription { shared, rx }
     }

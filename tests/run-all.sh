@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Runs every camgate test: formatting, lints, licences, unit, property and
+# integration tests against real peers. Installs the peers it needs when they
+# are missing (apt for GStreamer/FFmpeg, pip for FFmpeg 9, cargo for
+# cargo-deny), so it works on a fresh Debian machine with a Rust toolchain.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+# --- peers -------------------------------------------------------------------
+APT_PACKAGES=(
+    ffmpeg jq socat
+    gstreamer1.0-tools gir1.2-gst-rtsp-server-1.0 libgstrtspserver-1.0-0
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0
+    python3-gi python3-gst-1.0
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=python3
+if ! "$PY" -c 'import imageio_ffmpeg' 2>/dev/null; then
+    log "installing imageio-ffmpeg (FFmpeg 9) from PyPI"
+    "$PY" -m pip install -q imageio-ffmpeg==0.8.1
+fi
+CAMGATE_FFMPEG9="$("$PY" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
+export CAMGATE_FFMPEG9
+
+if ! command -v cargo-deny >/dev/null; then
+    log "installing cargo-deny"
+    cargo install --locked cargo-deny
+fi
+
+# Real captures live beside the repository, never inside it.
+if [ -z "${CAMGATE_REAL_FIXTURES:-}" ] && [ -d ../shared/fixtures ]; then
+    CAMGATE_REAL_FIXTURES="$(cd ../shared/fixtures && pwd)"
+    export CAMGATE_REAL_FIXTURES
+fi
+
+log "peers: $(/usr/bin/ffmpeg -version | head -1); FFmpeg 9: $("$CAMGATE_FFMPEG9" -version | head -1); $(gst-inspect-1.0 --version | sed -n 2p)"
+
+# --- checks ------------------------------------------------------------------
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --locked --all-targets -- -D warnings
+
+log "cargo deny check licenses"
+cargo deny --log-level error check licenses
+
+log "cargo test"
+cargo test --locked --all-targets
