@@ -33,7 +33,15 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecErro
     let mut next = 8i32;
     for _ in 0..size {
         if next != 0 {
+            // delta_scale is limited to -128..=127 (§7.4.2.1.1.1).
             let delta = r.read_se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(CodecError::Invalid {
+                    what: WHAT,
+                    field: "delta_scale",
+                    value: i64::from(delta).unsigned_abs(),
+                });
+            }
             next = (last + delta + 256).rem_euclid(256);
         }
         if next != 0 {
@@ -277,6 +285,18 @@ pub(crate) mod tests {
         assert_eq!(cfg.length_size, 4);
         assert_eq!(&cfg.sps[0][..], SPS_640X360);
         assert_eq!(&cfg.pps[0][..], PPS);
+    }
+
+    /// Found by `cargo fuzz run codec_parsers`: a scaling list delta far out of
+    /// range overflowed the arithmetic.
+    #[test]
+    fn out_of_range_scaling_delta_is_an_error() {
+        let input = [
+            0x27, 0x87, 0x3f, 0x09, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0x3f, 0x04, 0x00,
+            0x31, 0x80, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x31, 0x80, 0x00, 0x00, 0x00,
+            0xff, 0xff, 0xff, 0xf8, 0x00, 0x5d, 0x00, 0x0a, 0x00, 0x00, 0x5d, 0x00, 0x0a,
+        ];
+        assert!(parse_sps(&input).is_err());
     }
 
     #[test]

@@ -217,6 +217,16 @@ impl<T: FanoutItem> FanoutReceiver<T> {
         self.last_group_start
     }
 
+    /// The next cached item; the cache copy's memory is released once it has
+    /// been read, so a caught-up consumer costs only its ring cursor.
+    fn pop_backlog(&mut self) -> Option<Entry<T>> {
+        let e = self.backlog.pop_front();
+        if e.is_some() && self.backlog.is_empty() {
+            self.backlog = VecDeque::new();
+        }
+        e
+    }
+
     fn on_entry(&mut self, entry: Entry<T>) -> Step<T> {
         if self.need_sync {
             if !entry.group_start {
@@ -250,7 +260,7 @@ impl<T: FanoutItem> FanoutReceiver<T> {
 
     /// The next item, waiting for it.
     pub async fn recv(&mut self) -> Result<T, FanoutError> {
-        if let Some(e) = self.backlog.pop_front() {
+        if let Some(e) = self.pop_backlog() {
             self.last_group_start = e.group_start;
             return Ok(e.item);
         }
@@ -271,7 +281,7 @@ impl<T: FanoutItem> FanoutReceiver<T> {
 
     /// The next item if one is ready.
     pub fn try_recv(&mut self) -> Result<Option<T>, FanoutError> {
-        if let Some(e) = self.backlog.pop_front() {
+        if let Some(e) = self.pop_backlog() {
             self.last_group_start = e.group_start;
             return Ok(Some(e.item));
         }
