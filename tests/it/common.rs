@@ -392,7 +392,6 @@ pub fn decoded_frames(log: &str) -> u32 {
 }
 
 /// A real fixture from `../shared/fixtures` (CAMGATE_REAL_FIXTURES).
-#[allow(dead_code)]
 pub fn fixture(rel: &str) -> PathBuf {
     let root = std::env::var_os("CAMGATE_REAL_FIXTURES")
         .map(PathBuf::from)

@@ -5,4 +5,5 @@ mod api;
 mod common;
 mod on_demand;
 mod rtsp_flv;
+mod sip_fixtures;
 mod store;
