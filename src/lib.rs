@@ -10,7 +10,6 @@ pub mod codec;
 pub mod config;
 pub mod egress;
 pub mod fuzzing;
-
 pub mod ingest;
 pub mod media;
 pub mod sip;

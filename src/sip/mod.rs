@@ -2,7 +2,9 @@
 //! digest authentication. Sans-IO: bytes in, messages and verdicts out.
 
 pub mod digest;
+pub mod endpoint;
 pub mod framing;
+pub mod msg;
 pub mod sdp;
 pub mod transaction;
 
