@@ -87,6 +87,28 @@ pub fn flv_mux(data: &[u8]) {
     }
 }
 
+/// SIP: datagram and stream framing, rsip parsing, SDP, Digest credentials.
+pub fn sip_message(data: &[u8]) {
+    use crate::sip::{Limits, StreamFramer, digest, frame_datagram, parse_message, sdp};
+    let limits = Limits::default();
+    if let Ok(range) = frame_datagram(data, &limits) {
+        let _ = parse_message(&data[range]);
+    }
+    let mut framer = StreamFramer::new(limits);
+    for chunk in data.chunks(7) {
+        framer.push(chunk);
+        while let Ok(Some(m)) = framer.next_message() {
+            let _ = parse_message(&m);
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = sdp::parse(text);
+        if let Ok(d) = digest::parse_authorization(text) {
+            let _ = d.verify("REGISTER", "00000000000000000000000000000000");
+        }
+    }
+}
+
 /// The API's JSON bodies.
 pub fn api_json(data: &[u8]) {
     use crate::api::{SourceCreate, SourcePatch, TokenCreate, parse_json};
@@ -108,6 +130,20 @@ mod tests {
             codec_parsers(&data);
             flv_mux(&data);
             api_json(&data);
+            sip_message(&data);
+        }
+
+        #[test]
+        fn sip_entry_point_survives_mutated_messages(
+            cut in 0usize..400,
+            flip in 0usize..400,
+            byte in any::<u8>(),
+        ) {
+            let mut m = b"REGISTER sip:34020000002000000001@3402000000 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;rport;branch=z9hG4bK1\r\nFrom: <sip:1@d>;tag=1\r\nTo: <sip:1@d>\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\nAuthorization: Digest username=\"1\", realm=\"d\", nonce=\"n\", uri=\"sip:d\", response=\"00\"\r\nContent-Length: 4\r\n\r\nv=0\n".to_vec();
+            let i = flip % m.len();
+            m[i] = byte;
+            m.truncate(cut.max(1).min(m.len()));
+            sip_message(&m);
         }
     }
 }
