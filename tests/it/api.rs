@@ -170,13 +170,7 @@ async fn tokens_roles_and_last_admin_protection() {
 
     // A viewer token can read streams but not change sources or tokens.
     let client = Gateway::client();
-    let r = client
-        .get(gw.url("/api/v1/streams"))
-        .bearer_auth(&viewer_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(gw.get("/api/v1/streams", Some(&viewer_token)).await.0, 200);
     let r = client
         .post(gw.url("/api/v1/sources"))
         .bearer_auth(&viewer_token)
@@ -185,13 +179,7 @@ async fn tokens_roles_and_last_admin_protection() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403);
-    let r = client
-        .get(gw.url("/api/v1/tokens"))
-        .bearer_auth(&viewer_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(gw.get("/api/v1/tokens", Some(&viewer_token)).await.0, 403);
 
     // The only admin token cannot be deleted; the viewer token can.
     let admin_id = list
@@ -210,13 +198,11 @@ async fn tokens_roles_and_last_admin_protection() {
         .api(Method::DELETE, &format!("/api/v1/tokens/{viewer_id}"), None)
         .await;
     assert_eq!(s, 204);
-    let r = client
-        .get(gw.url("/api/v1/streams"))
-        .bearer_auth(&viewer_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401, "revoked token refused");
+    assert_eq!(
+        gw.get("/api/v1/streams", Some(&viewer_token)).await.0,
+        401,
+        "revoked token refused"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -232,13 +218,7 @@ async fn first_start_creates_and_logs_an_admin_token_once() {
     );
     let token = line.rsplit(": ").next().unwrap().trim().to_owned();
     assert!(token.starts_with("cg_") && token.len() == 67, "{line}");
-    let r = Gateway::client()
-        .get(gw.url("/api/v1/sources"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(gw.get("/api/v1/sources", Some(&token)).await.0, 200);
     let dir = gw.stop();
     let gw = Gateway::start_in(
         dir,
@@ -251,13 +231,11 @@ async fn first_start_creates_and_logs_an_admin_token_once() {
         !gw.logs.contains("created the first admin API token"),
         "printed only once"
     );
-    let r = Gateway::client()
-        .get(gw.url("/api/v1/sources"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "the token survives a restart");
+    assert_eq!(
+        gw.get("/api/v1/sources", Some(&token)).await.0,
+        200,
+        "the token survives a restart"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -163,6 +163,26 @@ impl Gateway {
         (status, json)
     }
 
+    /// GET `path` with an optional bearer token: (status, JSON body or Null).
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut req = Self::client().get(self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("GET");
+        let status = resp.status().as_u16();
+        let is_json = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        let body = if is_json {
+            resp.json().await.expect("JSON body")
+        } else {
+            serde_json::Value::Null
+        };
+        (status, body)
+    }
+
     pub async fn add_source(&self, name: &str, url: &str, transport: &str) {
         let (status, body) = self
             .api(

@@ -108,13 +108,8 @@ async fn unreachable_camera_gives_a_clear_error_quickly() {
     gw.add_source("dead", &format!("rtsp://127.0.0.1:{port}/x"), "tcp")
         .await;
     let started = Instant::now();
-    let resp = Gateway::client()
-        .get(gw.url("/live/dead.flv"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 502);
-    let err: serde_json::Value = resp.json().await.unwrap();
+    let (status, err) = gw.get("/live/dead.flv", None).await;
+    assert_eq!(status, 502);
     assert_eq!(err["error"]["code"], "source_failed");
     assert!(
         err["error"]["message"].as_str().unwrap().contains("dead"),
@@ -149,13 +144,8 @@ async fn silent_camera_times_out_with_504() {
     });
     gw.add_source("mute", &format!("rtsp://127.0.0.1:{port}/x"), "tcp")
         .await;
-    let resp = Gateway::client()
-        .get(gw.url("/live/mute.flv"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 504);
-    let err: serde_json::Value = resp.json().await.unwrap();
+    let (status, err) = gw.get("/live/mute.flv", None).await;
+    assert_eq!(status, 504);
     assert_eq!(err["error"]["code"], "source_timeout");
     drop(listener);
 }

@@ -195,13 +195,8 @@ async fn camera_credentials_are_used_and_never_returned() {
         .await;
     assert_eq!(s, 200);
     tokio::time::sleep(Duration::from_secs(3)).await; // grace: the old session ends
-    let resp = Gateway::client()
-        .get(gw.url("/live/secure.flv"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 502);
-    let err: serde_json::Value = resp.json().await.unwrap();
+    let (status, err) = gw.get("/live/secure.flv", None).await;
+    assert_eq!(status, 502);
     assert_eq!(err["error"]["code"], "source_failed");
     assert!(
         err["error"]["message"].as_str().unwrap().contains("401"),
