@@ -109,6 +109,18 @@ pub fn sip_message(data: &[u8]) {
     }
 }
 
+/// MANSCDP bodies: parse under every charset choice, and feed the builders
+/// whatever the bytes decode to.
+pub fn manscdp(data: &[u8]) {
+    use crate::gb::manscdp::{self, Charset};
+    for charset in [None, Some(Charset::Utf8), Some(Charset::Gb18030)] {
+        let _ = manscdp::parse(data, charset);
+    }
+    let (text, _) = manscdp::decode_body(data, None);
+    let built = manscdp::query_with(&text, 1, &text, &[("Name", &text)]);
+    let _ = manscdp::parse(&manscdp::encode_body(&built, Charset::Gb18030), None);
+}
+
 /// The API's JSON bodies.
 pub fn api_json(data: &[u8]) {
     use crate::api::{SourceCreate, SourcePatch, TokenCreate, parse_json};
@@ -131,6 +143,7 @@ mod tests {
             flv_mux(&data);
             api_json(&data);
             sip_message(&data);
+            manscdp(&data);
         }
 
         #[test]

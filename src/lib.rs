@@ -10,6 +10,7 @@ pub mod codec;
 pub mod config;
 pub mod egress;
 pub mod fuzzing;
+pub mod gb;
 pub mod ingest;
 pub mod media;
 pub mod sip;
