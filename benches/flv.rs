@@ -19,13 +19,8 @@ use camgate::egress::flv::{FlvMuxer, FlvTag, FlvWriter};
 use camgate::media::{AudioTrack, Frame, FrameData, TrackInfo, VideoTrack};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-/// `SPS_640X360` and `PPS` from the tests in `src/codec/h264.rs` (a 640x360
-/// High-profile x264 stream); the test module is not public, hence the copy.
-const SPS: &[u8] = &[
-    0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
-    0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
-];
-const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+/// A 640x360 High-profile x264 stream's parameter sets.
+use camgate::codec::samples::{H264_PPS as PPS, H264_SPS_640X360 as SPS};
 
 const FPS: i64 = 25;
 const GOP: i64 = 50;

@@ -67,12 +67,8 @@ fn allocated() -> isize {
 
 const SUBSCRIBERS: usize = 1000;
 
-/// `SPS_640X360` and `PPS` from the tests in `src/codec/h264.rs`.
-const SPS: &[u8] = &[
-    0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00, 0x03, 0x00,
-    0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
-];
-const PPS: &[u8] = &[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0];
+/// A 640x360 High-profile x264 stream's parameter sets.
+use camgate::codec::samples::{H264_PPS as PPS, H264_SPS_640X360 as SPS};
 
 /// Frames of a 25 fps H.264 stream (60 KB keyframe every 50 frames, 15 KB
 /// P-frames as 4 slices) with two 160-byte G.711 frames per video frame, in

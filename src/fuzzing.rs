@@ -28,11 +28,8 @@ pub fn codec_parsers(data: &[u8]) {
 /// timestamps and flags; what comes out must parse back as FLV.
 pub fn flv_mux(data: &[u8]) {
     let h264 = VideoTrack::h264(
-        Bytes::from_static(&[
-            0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xa0, 0x2f, 0xf9, 0x70, 0x11, 0x00, 0x00,
-            0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x32, 0x0f, 0x16, 0x2d, 0x96,
-        ]),
-        Bytes::from_static(&[0x68, 0xeb, 0xe3, 0xcb, 0x22, 0xc0]),
+        Bytes::from_static(crate::codec::samples::H264_SPS_640X360),
+        Bytes::from_static(crate::codec::samples::H264_PPS),
     );
     let Ok(h264) = h264 else { return };
     let tracks = [

@@ -9,6 +9,7 @@ pub mod bits;
 pub mod h264;
 pub mod h265;
 pub mod nal;
+pub mod samples;
 
 use std::fmt;
 
