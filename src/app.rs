@@ -8,8 +8,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::egress::flv::FlvOutputs;
+use crate::gb::Platform;
 use crate::ingest::rtsp::{RtspSources, RtspTiming};
 use crate::media::{FanoutConfig, Hub};
+use crate::sip::endpoint::{EndpointConfig, SipEndpoint, SipError};
 use crate::store::{MediaSettings, Store, StoreError, TokenRole, db};
 
 pub struct App {
@@ -18,6 +20,7 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub flv: FlvOutputs,
     pub rtsp: RtspSources,
+    pub gb: Arc<Platform>,
     media: RwLock<MediaSettings>,
     pub shutdown: CancellationToken,
     pub started: Instant,
@@ -33,13 +36,16 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Sip(#[from] SipError),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
 
 impl App {
-    /// Opens the database and starts the stored sources. Needs a tokio runtime.
-    pub fn start(config: Config) -> Result<Arc<Self>, AppError> {
+    /// Opens the database, starts SIP (UDP and TCP) and the GB28181 platform,
+    /// and starts the stored sources.
+    pub async fn start(config: Config) -> Result<Arc<Self>, AppError> {
         let store = Store::open_in_dir(&config.data_dir)?;
         ensure_admin_token(&store, config.admin_token.as_deref())?;
         let media = store
@@ -58,14 +64,34 @@ impl App {
                 ..RtspTiming::default()
             },
         );
+        let shutdown = CancellationToken::new();
+        let (endpoint, inbound) = SipEndpoint::start(
+            EndpointConfig {
+                listen: config.sip_listen,
+                limits: crate::sip::Limits::default(),
+                timers: crate::sip::transaction::Timers::default(),
+                max_tcp_connections: 4096,
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        let gb = Platform::start(
+            endpoint,
+            inbound,
+            store.clone(),
+            config.gb.clone(),
+            shutdown.clone(),
+        )
+        .await?;
         let app = Arc::new(Self {
             config,
+            gb,
             store,
             hub,
             flv: FlvOutputs::new(FanoutConfig::default()),
             rtsp,
             media: RwLock::new(media),
-            shutdown: CancellationToken::new(),
+            shutdown,
             started: Instant::now(),
         });
         let sources = app.store.call_sync(|c| db::list_sources(c))?;
@@ -112,6 +138,7 @@ impl App {
         let result = server.await.map_err(AppError::Serve);
         tracing::info!("HTTP server stopped; stopping sources");
         self.rtsp.shutdown(Duration::from_secs(5)).await;
+        self.gb.flush_keepalives().await;
         self.hub.close_all();
         self.store.close()?;
         tracing::info!("shutdown complete");

@@ -23,6 +23,10 @@ pub struct ConfigArgs {
     #[arg(long, env = "CAMGATE_HTTP_LISTEN", global = true, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
 
+    /// SIP listen address, UDP and TCP on the same port [default: 0.0.0.0:5060].
+    #[arg(long, env = "CAMGATE_SIP_LISTEN", global = true, value_name = "ADDR")]
+    pub sip_listen: Option<SocketAddr>,
+
     /// Log filter, e.g. `info` or `camgate=debug,retina=info` [default: info].
     #[arg(long, env = "CAMGATE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -81,6 +85,27 @@ pub struct FileConfig {
     pub media: MediaFile,
     #[serde(default)]
     pub rtsp: RtspFile,
+    #[serde(default)]
+    pub sip: SipFile,
+}
+
+/// `[sip]`: the GB28181 platform's transport. Identity, passwords and
+/// keepalive policy are runtime settings (`/api/v1/settings/sip`).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SipFile {
+    pub listen: Option<SocketAddr>,
+    /// Offer `qop="auth"` in digest challenges [default: true].
+    pub digest_qop: Option<bool>,
+    /// The address devices reach the platform at (NAT); else the local
+    /// address routing to each device.
+    pub public_ip: Option<std::net::IpAddr>,
+    /// Seconds the API waits for a device's answer [default: 10].
+    pub query_timeout_secs: Option<u64>,
+    /// Seconds of silence that end a multi-message catalog [default: 10].
+    pub catalog_timeout_secs: Option<u64>,
+    /// Catalog subscription period [default: 3600].
+    pub subscribe_expires_secs: Option<u32>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -116,6 +141,8 @@ pub struct Config {
     pub rtsp_backoff_min: Duration,
     pub rtsp_backoff_max: Duration,
     pub admin_token: Option<String>,
+    pub sip_listen: SocketAddr,
+    pub gb: crate::gb::GbConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +212,18 @@ impl Config {
                     .unwrap_or(60),
             ),
             admin_token: args.admin_token.clone().or(file.admin_token),
+            sip_listen: args
+                .sip_listen
+                .or(file.sip.listen)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060))),
+            gb: crate::gb::GbConfig {
+                digest_qop: file.sip.digest_qop.unwrap_or(true),
+                public_ip: file.sip.public_ip,
+                query_timeout: secs(file.sip.query_timeout_secs.unwrap_or(10)),
+                catalog_idle_timeout: secs(file.sip.catalog_timeout_secs.unwrap_or(10)),
+                subscribe_expires: file.sip.subscribe_expires_secs.unwrap_or(3600),
+                ..crate::gb::GbConfig::default()
+            },
         };
         config.validate()?;
         Ok(config)
@@ -201,6 +240,16 @@ impl Config {
         if self.start_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "start_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.gb.query_timeout.is_zero() || self.gb.catalog_idle_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "sip query_timeout_secs and catalog_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.gb.subscribe_expires < 60 {
+            return Err(ConfigError::Invalid(
+                "sip subscribe_expires_secs must be at least 60".into(),
             ));
         }
         if self.rtsp_backoff_min.is_zero() || self.rtsp_backoff_max < self.rtsp_backoff_min {
@@ -234,6 +283,8 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("data"));
         assert_eq!(c.on_demand_grace, Duration::from_secs(10));
         assert!(c.admin_token.is_none());
+        assert_eq!(c.sip_listen.to_string(), "0.0.0.0:5060");
+        assert!(c.gb.digest_qop);
     }
 
     #[test]

@@ -106,6 +106,32 @@ pub fn sip_message(data: &[u8]) {
     }
 }
 
+/// Digest `Authorization` values through the parser and the registrar (the
+/// nonce "n" is issued first so answers reach the digest check).
+pub fn digest(data: &[u8]) {
+    use crate::gb::registrar::{Credential, RegisterFacts, Registrar, RegistrarLimits};
+    use crate::sip::digest;
+    let text = String::from_utf8_lossy(data);
+    if let Ok(d) = digest::parse_authorization(&text) {
+        let _ = d.verify("REGISTER", &digest::ha1(&d.username, &d.realm, "pw"));
+    }
+    let mut r = Registrar::new(
+        "3402000000",
+        RegistrarLimits::default(),
+        Box::new(|| "n".to_owned()),
+    );
+    let cred = Credential::Ha1(digest::ha1("34020000001320000001", "3402000000", "pw"));
+    let now = std::time::Instant::now();
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    let facts = |auth| RegisterFacts {
+        device_id: "34020000001320000001",
+        source_ip: ip,
+        authorization: auth,
+    };
+    let _ = r.check(&facts(None), &cred, now);
+    let _ = r.check(&facts(Some(&text)), &cred, now);
+}
+
 /// MANSCDP bodies: parse under every charset choice, and feed the builders
 /// whatever the bytes decode to.
 pub fn manscdp(data: &[u8]) {
@@ -125,6 +151,9 @@ pub fn api_json(data: &[u8]) {
     let _ = parse_json::<SourcePatch>(data);
     let _ = parse_json::<TokenCreate>(data);
     let _ = parse_json::<crate::store::MediaSettings>(data);
+    let _ = parse_json::<crate::api::SipSettingsUpdate>(data);
+    let _ = parse_json::<crate::api::DeviceCreate>(data);
+    let _ = parse_json::<crate::api::DevicePatch>(data);
 }
 
 #[cfg(test)]
@@ -141,6 +170,7 @@ mod tests {
             api_json(&data);
             sip_message(&data);
             manscdp(&data);
+            digest(&data);
         }
 
         #[test]

@@ -125,7 +125,7 @@ fn run(config: Config) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let app = App::start(config)?;
+        let app = App::start(config).await?;
         let shutdown = app.shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;

@@ -35,6 +35,40 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// The local time zone's offset from UTC at `t`, in seconds, from the C
+/// library (`/etc/localtime` or `TZ`). 0 if it cannot be read.
+pub fn local_utc_offset_secs(t: SystemTime) -> i64 {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as libc::time_t);
+    // SAFETY: localtime_r only writes into the `tm` we pass and reads `secs`;
+    // both live for the call. A zeroed `tm` is a valid value of the C struct.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&secs, &mut tm).is_null() {
+            return 0;
+        }
+        tm.tm_gmtoff
+    }
+}
+
+/// The `Date` value GB28181 platforms send in a 200 to REGISTER so devices set
+/// their clocks: local time with milliseconds and no zone,
+/// `2024-05-01T12:00:00.123` (gb28181.md §2, WVP `GbSipDate`).
+pub fn gb_sip_date(t: SystemTime, utc_offset_secs: i64) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64 + utc_offset_secs;
+    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
 /// `n` random bytes from the OS, hex-encoded.
 pub fn random_hex(n: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; n];
@@ -64,6 +98,14 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-24T09:15:11Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn gb_sip_date_is_local_with_millis_and_no_zone() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_511_711_042);
+        assert_eq!(gb_sip_date(t, 0), "2026-11-24T09:15:11.042");
+        assert_eq!(gb_sip_date(t, 8 * 3600), "2026-11-24T17:15:11.042");
+        assert_eq!(gb_sip_date(t, -10 * 3600), "2026-11-23T23:15:11.042");
     }
 
     #[test]

@@ -15,7 +15,7 @@ as_root() {
 
 # --- peers -------------------------------------------------------------------
 APT_PACKAGES=(
-    ffmpeg jq socat
+    ffmpeg jq socat sip-tester
     gstreamer1.0-tools gir1.2-gst-rtsp-server-1.0 libgstrtspserver-1.0-0
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0

@@ -1,6 +1,7 @@
 //! The HTTP surface: REST under `/api/v1`, live outputs under `/live`.
 
 mod auth;
+mod devices;
 mod error;
 mod json;
 mod live;
@@ -17,8 +18,10 @@ use axum::routing::get;
 use serde::Serialize;
 
 pub use auth::Caller;
+pub use devices::{DeviceCreate, DevicePatch};
 pub use error::ApiError;
-pub use json::{ApiJson, parse as parse_json};
+pub use json::{ApiJson, ApiQuery, parse as parse_json};
+pub use settings::SipSettingsUpdate;
 pub use sources::{SourceCreate, SourcePatch};
 pub use tokens::TokenCreate;
 
@@ -42,6 +45,18 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/tokens/{id}"),
     ("GET", "/api/v1/settings/media"),
     ("PUT", "/api/v1/settings/media"),
+    ("GET", "/api/v1/settings/sip"),
+    ("PUT", "/api/v1/settings/sip"),
+    ("GET", "/api/v1/devices"),
+    ("POST", "/api/v1/devices"),
+    ("GET", "/api/v1/devices/{id}"),
+    ("PATCH", "/api/v1/devices/{id}"),
+    ("DELETE", "/api/v1/devices/{id}"),
+    ("POST", "/api/v1/devices/{id}/catalog/refresh"),
+    ("GET", "/api/v1/devices/{id}/info"),
+    ("GET", "/api/v1/devices/{id}/status"),
+    ("GET", "/api/v1/devices/{id}/channels"),
+    ("GET", "/api/v1/events"),
 ];
 
 pub fn router(app: AppState) -> Router {
@@ -61,6 +76,25 @@ pub fn router(app: AppState) -> Router {
             "/settings/media",
             get(settings::get_media).put(settings::put_media),
         )
+        .route(
+            "/settings/sip",
+            get(settings::get_sip).put(settings::put_sip),
+        )
+        .route("/devices", get(devices::list).post(devices::create))
+        .route(
+            "/devices/{id}",
+            get(devices::get)
+                .patch(devices::update)
+                .delete(devices::delete),
+        )
+        .route(
+            "/devices/{id}/catalog/refresh",
+            axum::routing::post(devices::catalog_refresh),
+        )
+        .route("/devices/{id}/info", get(devices::info))
+        .route("/devices/{id}/status", get(devices::status))
+        .route("/devices/{id}/channels", get(devices::channels))
+        .route("/events", get(devices::events))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::require_token,

@@ -1,4 +1,6 @@
 //! `/api/v1/settings/media`: on-demand grace and start timeout, applied live.
+//! `/api/v1/settings/sip`: the GB28181 platform's identity and registration
+//! policy, applied live.
 
 use std::time::Duration;
 
@@ -6,7 +8,7 @@ use axum::Json;
 use axum::extract::State;
 
 use super::{ApiError, ApiJson, AppState, Caller};
-use crate::store::{MediaSettings, TokenRole, db};
+use crate::store::{MediaSettings, SipSettings, TokenRole, db};
 
 pub async fn get_media(State(app): State<AppState>) -> Json<MediaSettings> {
     Json(app.media_settings())
@@ -46,4 +48,127 @@ pub async fn put_media(
         "media settings changed"
     );
     Ok(Json(body))
+}
+
+/// The SIP settings as shown: the password never leaves, `has_password` says
+/// whether one is set.
+#[derive(serde::Serialize, Debug)]
+pub struct SipSettingsView {
+    pub platform_id: String,
+    pub domain: String,
+    pub has_password: bool,
+    pub auto_accept: bool,
+    pub keepalive_interval_secs: u32,
+    pub keepalive_timeout_count: u32,
+    /// Where SIP listens (configuration file / `--sip-listen`; read-only here).
+    pub listen: String,
+}
+
+fn sip_view(app: &AppState, s: &SipSettings) -> SipSettingsView {
+    SipSettingsView {
+        platform_id: s.platform_id.clone(),
+        domain: s.domain.clone(),
+        has_password: s.password.is_some(),
+        auto_accept: s.auto_accept,
+        keepalive_interval_secs: s.keepalive_interval_secs,
+        keepalive_timeout_count: s.keepalive_timeout_count,
+        listen: app.gb.sip_addr().to_string(),
+    }
+}
+
+/// Fields absent stay as they are; `password: null` removes the default
+/// password (then only devices with their own password can register).
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SipSettingsUpdate {
+    pub platform_id: Option<String>,
+    pub domain: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub password: Option<Option<String>>,
+    pub auto_accept: Option<bool>,
+    pub keepalive_interval_secs: Option<u32>,
+    pub keepalive_timeout_count: Option<u32>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    <Option<String> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+pub async fn get_sip(State(app): State<AppState>) -> Json<SipSettingsView> {
+    Json(sip_view(&app, &app.gb.settings()))
+}
+
+pub async fn put_sip(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SipSettingsUpdate>,
+) -> Result<Json<SipSettingsView>, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    let mut s = app.gb.settings();
+    let digits = |v: &str, n: usize| v.len() == n && v.bytes().all(|b| b.is_ascii_digit());
+    if let Some(id) = body.platform_id {
+        if !digits(&id, 20) {
+            return Err(ApiError::invalid_field(
+                "platform_id",
+                "platform_id must be 20 digits",
+            ));
+        }
+        s.platform_id = id;
+    }
+    if let Some(d) = body.domain {
+        if !digits(&d, 10) {
+            return Err(ApiError::invalid_field(
+                "domain",
+                "domain must be 10 digits",
+            ));
+        }
+        s.domain = d;
+    }
+    if let Some(pw) = body.password {
+        if let Some(p) = &pw
+            && (p.is_empty() || p.len() > 128 || p.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid_field(
+                "password",
+                "password must be 1–128 characters without control characters",
+            ));
+        }
+        s.password = pw;
+    }
+    if let Some(a) = body.auto_accept {
+        s.auto_accept = a;
+    }
+    if let Some(i) = body.keepalive_interval_secs {
+        if !(1..=3600).contains(&i) {
+            return Err(ApiError::invalid_field(
+                "keepalive_interval_secs",
+                "keepalive_interval_secs must be between 1 and 3600",
+            ));
+        }
+        s.keepalive_interval_secs = i;
+    }
+    if let Some(c) = body.keepalive_timeout_count {
+        if !(1..=100).contains(&c) {
+            return Err(ApiError::invalid_field(
+                "keepalive_timeout_count",
+                "keepalive_timeout_count must be between 1 and 100",
+            ));
+        }
+        s.keepalive_timeout_count = c;
+    }
+    let stored = s.clone();
+    app.store
+        .call(move |c| db::put_setting(c, db::SIP_KEY, &stored))
+        .await?;
+    app.gb.set_settings(s.clone());
+    tracing::info!(
+        platform_id = s.platform_id,
+        domain = s.domain,
+        auto_accept = s.auto_accept,
+        has_password = s.password.is_some(),
+        "SIP settings changed"
+    );
+    Ok(Json(sip_view(&app, &s)))
 }

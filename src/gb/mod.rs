@@ -1,4 +1,11 @@
-//! The GB/T 28181 application: MANSCDP bodies, and (as it grows) registrar,
-//! keepalive, catalog and media sessions.
+//! The GB/T 28181 application: MANSCDP bodies, the registrar's decisions,
+//! multi-message assembly, alarm tables (sans-IO), and the platform shell
+//! that runs them on the SIP endpoint.
 
+pub mod alarm;
+pub mod assemble;
 pub mod manscdp;
+pub mod platform;
+pub mod registrar;
+
+pub use platform::{Answer, CatalogSummary, DeviceRuntime, GbConfig, GbError, Platform};

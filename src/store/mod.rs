@@ -5,6 +5,7 @@
 //! most); calls run on tokio's blocking pool so a slow SD card never stalls the
 //! async runtime.
 
+pub mod gb;
 mod settings;
 mod sources;
 mod tokens;
@@ -16,7 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-pub use settings::MediaSettings;
+pub use settings::{MediaSettings, SipSettings};
 pub use sources::{SourceRecord, Transport};
 pub use tokens::{TokenInfo, TokenRole, hash_token};
 
@@ -25,6 +26,7 @@ pub use tokens::{TokenInfo, TokenRole, hash_token};
 const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0001_sources_settings.sql"),
     include_str!("../../migrations/0002_api_tokens.sql"),
+    include_str!("../../migrations/0003_gb28181.sql"),
 ];
 
 pub fn migrations() -> Migrations<'static> {
@@ -230,7 +232,8 @@ mod tests {
 
 /// Typed queries, grouped by table.
 pub mod db {
-    pub use super::settings::{MEDIA_KEY, get as get_setting, put as put_setting};
+    pub use super::gb::*;
+    pub use super::settings::{MEDIA_KEY, SIP_KEY, get as get_setting, put as put_setting};
     pub use super::sources::{
         delete as delete_source, get as get_source, insert as insert_source, list as list_sources,
         update as update_source,

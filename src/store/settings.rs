@@ -18,6 +18,44 @@ pub struct MediaSettings {
 
 pub const MEDIA_KEY: &str = "media";
 
+/// GB28181 platform identity and registration policy.
+///
+/// The default device password is kept as given: digest HA1 depends on the
+/// device id, which is unknown until a device first registers, so it cannot
+/// be stored hashed. Per-device passwords are stored as HA1 (`gb_devices`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipSettings {
+    /// Our 20-digit platform id (type 200).
+    pub platform_id: String,
+    /// The 10-digit SIP domain, also the digest realm.
+    pub domain: String,
+    /// The default device password; `None` until an admin sets one, and no
+    /// device without its own password can register before.
+    pub password: Option<String>,
+    /// Register unknown devices on first contact (with the default password).
+    pub auto_accept: bool,
+    /// Expected keepalive interval, seconds (standard default 60).
+    pub keepalive_interval_secs: u32,
+    /// Missed keepalives before a device is offline (standard default 3).
+    pub keepalive_timeout_count: u32,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        Self {
+            platform_id: "34020000002000000001".into(),
+            domain: "3402000000".into(),
+            password: None,
+            auto_accept: false,
+            keepalive_interval_secs: 60,
+            keepalive_timeout_count: 3,
+        }
+    }
+}
+
+pub const SIP_KEY: &str = "sip";
+
 pub fn get<T: DeserializeOwned>(conn: &Connection, key: &str) -> Result<Option<T>, StoreError> {
     let v: Option<String> = conn
         .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {

@@ -61,6 +61,8 @@ impl Lines {
 pub struct Gateway {
     child: Option<Child>,
     pub base: String,
+    /// SIP (UDP and TCP on the same port).
+    pub sip: std::net::SocketAddr,
     pub logs: Lines,
     pub dir: tempfile::TempDir,
 }
@@ -69,6 +71,8 @@ pub struct GatewayOptions {
     pub grace_secs: u64,
     pub start_timeout_secs: u64,
     pub admin_token: Option<&'static str>,
+    /// Written to `camgate.toml` in the gateway's working directory.
+    pub config_toml: String,
 }
 
 impl Default for GatewayOptions {
@@ -77,6 +81,7 @@ impl Default for GatewayOptions {
             grace_secs: 2,
             start_timeout_secs: 15,
             admin_token: Some(TOKEN),
+            config_toml: String::new(),
         }
     }
 }
@@ -89,12 +94,16 @@ impl Gateway {
 
     /// Starts a gateway on an existing data dir (restarts).
     pub fn start_in(dir: tempfile::TempDir, opts: GatewayOptions) -> Self {
+        if !opts.config_toml.is_empty() {
+            std::fs::write(dir.path().join("camgate.toml"), &opts.config_toml).unwrap();
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_camgate"));
         cmd.current_dir(dir.path())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("CAMGATE_DATA_DIR", dir.path().join("data"))
             .env("CAMGATE_HTTP_LISTEN", "127.0.0.1:0")
+            .env("CAMGATE_SIP_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_LOG", "info,camgate=debug")
             .env("CAMGATE_ON_DEMAND_GRACE_SECS", opts.grace_secs.to_string())
             .env(
@@ -121,9 +130,19 @@ impl Gateway {
             .and_then(|s| s.split_whitespace().next())
             .expect("listen address in log")
             .to_owned();
+        let sip_line = logs.wait_for("SIP to listen", Duration::from_secs(5), |l| {
+            l.contains("SIP listening")
+        });
+        let sip = sip_line
+            .rsplit("sip=")
+            .next()
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .expect("SIP address in log");
         Self {
             child: Some(child),
             base: format!("http://{addr}"),
+            sip,
             logs,
             dir,
         }

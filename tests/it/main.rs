@@ -1,8 +1,10 @@
 //! Integration tests: the real binary against real peers (GStreamer RTSP
-//! server, FFmpeg 5.1 and 9, a WebSocket client), on loopback.
+//! server, FFmpeg 5.1 and 9, sipp as GB28181 devices, a WebSocket client), on
+//! loopback.
 
 mod api;
 mod common;
+mod gb;
 mod on_demand;
 mod rtsp_flv;
 mod sip_fixtures;

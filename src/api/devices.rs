@@ -1,0 +1,412 @@
+//! `/api/v1/devices`: GB28181 devices, their catalog, live queries to them,
+//! and `/api/v1/events`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use crate::gb::manscdp::{Body, Charset};
+use crate::gb::platform::valid_device_id;
+use crate::gb::{Answer, DeviceRuntime, GbError};
+use crate::sip::digest;
+use crate::store::{TokenRole, db};
+
+/// A device as the API shows it: the stored record plus live state.
+#[derive(Serialize, Debug)]
+pub struct DeviceView {
+    #[serde(flatten)]
+    pub record: db::DeviceRecord,
+    /// Registered and keeping alive now.
+    pub online: bool,
+    /// Registration not expired.
+    pub registered: bool,
+    pub catalog_subscribed: bool,
+    pub charset: &'static str,
+}
+
+fn view(app: &AppState, record: db::DeviceRecord) -> DeviceView {
+    let rt: Option<DeviceRuntime> = app.gb.runtime(&record.id);
+    let charset = match (
+        record.charset_override.as_deref(),
+        record.charset_detected.as_deref(),
+    ) {
+        (Some(_), _) => "override",
+        (None, Some(_)) => "detected",
+        (None, None) => "unknown",
+    };
+    let mut record = record;
+    if let Some(rt) = &rt {
+        record.online = rt.online;
+        record.address = Some(rt.address.clone());
+        record.transport = Some(rt.transport.to_owned());
+        if rt.last_seen_unix > 0 {
+            record.last_keepalive = Some(rt.last_seen_unix);
+        }
+    }
+    DeviceView {
+        online: rt.as_ref().is_some_and(|r| r.online),
+        registered: rt.as_ref().is_some_and(|r| r.registered),
+        catalog_subscribed: rt.as_ref().is_some_and(|r| r.subscribed),
+        charset,
+        record,
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub online: Option<bool>,
+    pub keyword: Option<String>,
+    /// 1-based.
+    pub page: Option<u32>,
+    /// 1–500, default 50.
+    pub page_size: Option<u32>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+    pub page: u32,
+    pub page_size: u32,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<Page<DeviceView>>, ApiError> {
+    let page = q.page.unwrap_or(1).max(1);
+    let page_size = q.page_size.unwrap_or(50);
+    if !(1..=500).contains(&page_size) {
+        return Err(ApiError::invalid_field(
+            "page_size",
+            "page_size must be between 1 and 500",
+        ));
+    }
+    if q.keyword.as_ref().is_some_and(|k| k.len() > 128) {
+        return Err(ApiError::invalid_field(
+            "keyword",
+            "keyword longer than 128 bytes",
+        ));
+    }
+    let filter = db::DeviceFilter {
+        online: q.online,
+        keyword: q.keyword,
+        limit: page_size,
+        offset: (page - 1).saturating_mul(page_size),
+    };
+    let (records, total) = app
+        .store
+        .call(move |c| db::list_devices(c, &filter))
+        .await?;
+    Ok(Json(Page {
+        items: records.into_iter().map(|r| view(&app, r)).collect(),
+        total,
+        page,
+        page_size,
+    }))
+}
+
+async fn load(app: &AppState, id: &str) -> Result<db::DeviceRecord, ApiError> {
+    let key = id.to_owned();
+    app.store
+        .call(move |c| db::get_device(c, &key))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<DeviceView>, ApiError> {
+    let record = load(&app, &id).await?;
+    Ok(Json(view(&app, record)))
+}
+
+/// `null` vs absent: `Some(None)` clears, `None` leaves alone.
+fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCreate {
+    pub id: String,
+    pub name: Option<String>,
+    /// The device's own password; without it the default applies.
+    pub password: Option<String>,
+    /// `utf-8` or `gb18030` (`gb2312`/`gbk` accepted) to force; absent = detect.
+    pub charset: Option<String>,
+}
+
+/// Fields absent stay as they are; `null` clears (`password: null` falls back
+/// to the default password, `charset: null` to detection).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePatch {
+    #[serde(default, deserialize_with = "double_option")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub password: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub charset: Option<Option<String>>,
+}
+
+fn check_password(pw: &str) -> Result<(), ApiError> {
+    if pw.is_empty() || pw.len() > 128 || pw.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "password",
+            "password must be 1–128 characters without control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.len() > 256 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "name must be at most 256 bytes without control characters",
+        ));
+    }
+    Ok(())
+}
+
+fn parse_charset(label: &str) -> Result<&'static str, ApiError> {
+    match Charset::from_label(label) {
+        Some(Charset::Utf8) => Ok("utf-8"),
+        Some(Charset::Gb18030) => Ok("gb18030"),
+        None => Err(ApiError::invalid_field(
+            "charset",
+            "charset must be utf-8 or gb18030 (gb2312/gbk accepted), or null to detect",
+        )),
+    }
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<DeviceCreate>,
+) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
+    caller.require(TokenRole::Admin)?;
+    if !valid_device_id(&body.id) {
+        return Err(ApiError::invalid_field(
+            "id",
+            "id must be 1–64 letters or digits (GB28181: 20 digits)",
+        ));
+    }
+    if let Some(n) = &body.name {
+        check_name(n)?;
+    }
+    let realm = app.gb.settings().domain;
+    let credential = match &body.password {
+        Some(pw) => {
+            check_password(pw)?;
+            Some((digest::ha1(&body.id, &realm, pw), realm))
+        }
+        None => None,
+    };
+    let charset = body.charset.as_deref().map(parse_charset).transpose()?;
+    let id = body.id.clone();
+    let name = body.name.clone();
+    let record = app
+        .store
+        .call(move |c| {
+            db::insert_device(
+                c,
+                &id,
+                name.as_deref(),
+                credential.as_ref().map(|(h, r)| (h.as_str(), r.as_str())),
+                charset,
+            )
+        })
+        .await?;
+    tracing::info!(device_id = body.id, "device added");
+    Ok((StatusCode::CREATED, Json(view(&app, record))))
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DevicePatch>,
+) -> Result<Json<DeviceView>, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    let mut u = db::DeviceUpdate::default();
+    if let Some(n) = &body.name {
+        if let Some(n) = n {
+            check_name(n)?;
+        }
+        u.name = Some(n.clone().filter(|n| !n.is_empty()));
+    }
+    if let Some(pw) = &body.password {
+        u.credential = Some(match pw {
+            Some(pw) => {
+                check_password(pw)?;
+                let realm = app.gb.settings().domain;
+                Some((digest::ha1(&id, &realm, pw), realm))
+            }
+            None => None,
+        });
+    }
+    let mut charset_change = None;
+    if let Some(c) = &body.charset {
+        let label = c.as_deref().map(parse_charset).transpose()?;
+        u.charset_override = Some(label.map(str::to_owned));
+        charset_change = Some(label.and_then(Charset::from_label));
+    }
+    let key = id.clone();
+    let record = app
+        .store
+        .call(move |c| db::update_device(c, &key, &u))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no device {id}")))?;
+    if let Some(c) = charset_change {
+        app.gb.set_charset_override(&id, c);
+    }
+    tracing::info!(device_id = id, "device updated");
+    Ok(Json(view(&app, record)))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    let key = id.clone();
+    if !app.store.call(move |c| db::delete_device(c, &key)).await? {
+        return Err(ApiError::not_found(format!("no device {id}")));
+    }
+    app.gb.forget(&id);
+    tracing::info!(device_id = id, "device deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+impl From<GbError> for ApiError {
+    fn from(e: GbError) -> Self {
+        match e {
+            GbError::UnknownDevice(_) => ApiError::not_found(e.to_string()),
+            GbError::Offline(_) => {
+                ApiError::new(StatusCode::CONFLICT, "device_offline", e.to_string())
+            }
+            GbError::NoAnswer { .. } => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "device_timeout", e.to_string())
+            }
+            GbError::Rejected { .. } | GbError::Sip { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "device_error", e.to_string())
+            }
+            GbError::Store(s) => s.into(),
+        }
+    }
+}
+
+async fn require_known(app: &AppState, id: &str) -> Result<(), ApiError> {
+    load(app, id).await.map(|_| ())
+}
+
+pub async fn catalog_refresh(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<crate::gb::CatalogSummary>, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    require_known(&app, &id).await?;
+    match app.gb.query(&id, "Catalog", &[]).await? {
+        Answer::Catalog(s) => Ok(Json(s)),
+        Answer::Message(_) => Err(ApiError::internal(&"catalog answer of the wrong kind")),
+    }
+}
+
+pub async fn info(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_known(&app, &id).await?;
+    match app.gb.query(&id, "DeviceInfo", &[]).await? {
+        Answer::Message(m) => match m.body {
+            Body::DeviceInfo(i) => Ok(Json(serde_json::to_value(i).unwrap_or_default())),
+            other => Ok(Json(serde_json::to_value(other).unwrap_or_default())),
+        },
+        Answer::Catalog(_) => Err(ApiError::internal(&"DeviceInfo answer of the wrong kind")),
+    }
+}
+
+pub async fn status(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_known(&app, &id).await?;
+    match app.gb.query(&id, "DeviceStatus", &[]).await? {
+        Answer::Message(m) => match m.body {
+            Body::DeviceStatus(s) => Ok(Json(serde_json::to_value(s).unwrap_or_default())),
+            other => Ok(Json(serde_json::to_value(other).unwrap_or_default())),
+        },
+        Answer::Catalog(_) => Err(ApiError::internal(&"DeviceStatus answer of the wrong kind")),
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelQuery {
+    /// Only nodes of this kind (`camera`, `region`, `business_group`,
+    /// `virtual_organization`, …).
+    pub kind: Option<String>,
+    /// Only direct children of this node.
+    pub parent_id: Option<String>,
+}
+
+pub async fn channels(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<ChannelQuery>,
+) -> Result<Json<Vec<db::ChannelRecord>>, ApiError> {
+    require_known(&app, &id).await?;
+    let key = id.clone();
+    let mut all = app.store.call(move |c| db::list_channels(c, &key)).await?;
+    if let Some(k) = &q.kind {
+        all.retain(|c| &c.kind == k);
+    }
+    if let Some(p) = &q.parent_id {
+        all.retain(|c| c.parent_id.as_ref() == Some(p));
+    }
+    Ok(Json(all))
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    pub device_id: Option<String>,
+    pub kind: Option<String>,
+    /// Events older than this id (paging).
+    pub before_id: Option<i64>,
+    /// Unix milliseconds.
+    pub since: Option<i64>,
+    /// 1–1000, default 100.
+    pub limit: Option<u32>,
+}
+
+pub async fn events(
+    State(app): State<AppState>,
+    ApiQuery(q): ApiQuery<EventQuery>,
+) -> Result<Json<Vec<db::EventRecord>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid_field(
+            "limit",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let f = db::EventFilter {
+        device_id: q.device_id,
+        kind: q.kind,
+        before_id: q.before_id,
+        since_ms: q.since,
+        limit,
+    };
+    Ok(Json(app.store.call(move |c| db::list_events(c, &f)).await?))
+}

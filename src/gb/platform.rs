@@ -1,0 +1,1444 @@
+//! The GB28181 platform: the tokio shell that devices register to. It takes
+//! requests from the SIP endpoint and applies the sans-IO parts (registrar,
+//! MANSCDP, multi-message assembly), keeps each device's runtime state
+//! (where it is, whether it is online), stores what devices report, and asks
+//! devices questions on behalf of the REST API.
+//!
+//! Runtime state lives in memory and is written through on changes that
+//! matter (registration, online/offline, catalog, info); keepalive times are
+//! flushed in batches so a device's keepalives do not each cost a write to the
+//! SD card.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::assemble::{Assembled, Assembler, AssemblerLimits};
+use super::manscdp::{self, Body, CatalogItem, Charset, CmdType, Message, Root};
+use super::registrar::{Credential, RegisterFacts, Registrar, RegistrarLimits, Verdict};
+use crate::sip::endpoint::{InboundRequest, SipEndpoint, SipError};
+use crate::sip::transaction::{Peer, Transport};
+use crate::sip::{digest, msg};
+use crate::store::{SipSettings, Store, StoreError, db};
+
+/// Platform behaviour fixed at start (configuration file / flags).
+#[derive(Clone, Debug)]
+pub struct GbConfig {
+    /// Offer `qop="auth"` in challenges (devices may still answer without).
+    pub digest_qop: bool,
+    /// How long the API waits for a device's MANSCDP answer.
+    pub query_timeout: Duration,
+    /// A multi-message answer is finished as incomplete after this much silence.
+    pub catalog_idle_timeout: Duration,
+    /// Catalog subscription period asked for, seconds.
+    pub subscribe_expires: u32,
+    /// The address devices reach us at, for Via/Contact; else the local
+    /// address that routes to each device.
+    pub public_ip: Option<IpAddr>,
+    /// Longest registration granted, seconds.
+    pub max_expires: u32,
+}
+
+impl Default for GbConfig {
+    fn default() -> Self {
+        Self {
+            digest_qop: true,
+            query_timeout: Duration::from_secs(10),
+            catalog_idle_timeout: Duration::from_secs(10),
+            subscribe_expires: 3600,
+            public_ip: None,
+            max_expires: 86_400,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GbError {
+    #[error("device {0} is not known")]
+    UnknownDevice(String),
+    #[error("device {0} is offline (not registered or no keepalive)")]
+    Offline(String),
+    #[error("device {device_id} did not take the {cmd} query: SIP {code}")]
+    Rejected {
+        device_id: String,
+        cmd: String,
+        code: u16,
+    },
+    #[error("device {device_id} did not answer the {cmd} query within {secs} s")]
+    NoAnswer {
+        device_id: String,
+        cmd: String,
+        secs: u64,
+    },
+    #[error("SIP to device {device_id}: {source}")]
+    Sip {
+        device_id: String,
+        #[source]
+        source: SipError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A device's business answer to a query.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    Message(Box<Message>),
+    Catalog(CatalogSummary),
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CatalogSummary {
+    pub sn: u64,
+    pub items: usize,
+    pub sum_num: Option<u32>,
+    pub complete: bool,
+    pub messages: u32,
+}
+
+type AnswerKey = (String, String, u64);
+
+#[derive(Clone, Debug)]
+struct DeviceState {
+    peer: Peer,
+    registered_until: Option<Instant>,
+    last_seen: Instant,
+    last_seen_unix: i64,
+    online: bool,
+    charset_override: Option<Charset>,
+    charset_detected: Option<Charset>,
+}
+
+impl DeviceState {
+    fn registered(&self, now: Instant) -> bool {
+        self.registered_until.is_some_and(|u| u > now)
+    }
+
+    /// The charset to write to this device in (gb28181.md §2: reply in what it
+    /// sends; 2016 devices expect GB2312 when nothing is known).
+    fn reply_charset(&self) -> Charset {
+        self.charset_override
+            .or(self.charset_detected)
+            .unwrap_or(Charset::Gb18030)
+    }
+}
+
+struct Subscription {
+    peer: Peer,
+    call_id: String,
+    from_tag: String,
+    to_tag: Option<String>,
+    cseq: u32,
+    event_id: u32,
+    refresh_at: Instant,
+}
+
+struct Inner {
+    registrar: Registrar,
+    devices: HashMap<String, DeviceState>,
+    catalogs: Assembler<CatalogItem>,
+    subscriptions: HashMap<String, Subscription>,
+    syncing: HashSet<String>,
+    /// Devices whose keepalive time/address changed since the last flush.
+    dirty: HashSet<String>,
+}
+
+pub struct Platform {
+    endpoint: Arc<SipEndpoint>,
+    store: Store,
+    config: GbConfig,
+    settings: RwLock<SipSettings>,
+    inner: Mutex<Inner>,
+    waiters: Mutex<HashMap<AnswerKey, oneshot::Sender<Answer>>>,
+    sn: AtomicU64,
+    counter: AtomicU32,
+    local_ips: Mutex<HashMap<IpAddr, IpAddr>>,
+    utc_offset: i64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn random_token(bytes: usize) -> String {
+    crate::util::random_hex(bytes).unwrap_or_else(|_| {
+        // The OS RNG failing is near impossible; a time-based value keeps
+        // SIP working (tags and branches need uniqueness, not secrecy).
+        format!(
+            "{:x}",
+            SystemTime::now().elapsed().map_or(0, |d| d.as_nanos())
+        )
+    })
+}
+
+fn charset_label(c: Charset) -> &'static str {
+    match c {
+        Charset::Utf8 => "utf-8",
+        Charset::Gb18030 => "gb18030",
+    }
+}
+
+pub fn parse_charset_label(s: &str) -> Option<Charset> {
+    Charset::from_label(s)
+}
+
+/// GB28181 ids are 20 digits; other lengths are seen in the field, so any
+/// short run of letters and digits is accepted as an id.
+pub fn valid_device_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl Platform {
+    /// Loads the stored devices and settings and starts serving `inbound`.
+    pub async fn start(
+        endpoint: Arc<SipEndpoint>,
+        inbound: mpsc::Receiver<InboundRequest>,
+        store: Store,
+        config: GbConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Self>, StoreError> {
+        let settings: SipSettings = store
+            .call(|c| db::get_setting(c, db::SIP_KEY))
+            .await?
+            .unwrap_or_default();
+        let stored = store.call(|c| db::all_devices(c)).await?;
+        let now = Instant::now();
+        let now_unix = unix_now();
+        let mut devices = HashMap::new();
+        for d in &stored {
+            let Some(peer) = stored_peer(d) else { continue };
+            let registered_until = match (d.registered_at, d.expires) {
+                (Some(at), Some(exp)) if at + exp > now_unix => {
+                    Some(now + Duration::from_secs((at + exp - now_unix) as u64))
+                }
+                _ => None,
+            };
+            let seen = d.last_keepalive.unwrap_or(0);
+            let ago = Duration::from_secs((now_unix - seen).max(0) as u64);
+            devices.insert(
+                d.id.clone(),
+                DeviceState {
+                    peer,
+                    registered_until,
+                    last_seen: now.checked_sub(ago).unwrap_or(now),
+                    last_seen_unix: seen,
+                    online: d.online,
+                    charset_override: d.charset_override.as_deref().and_then(Charset::from_label),
+                    charset_detected: d.charset_detected.as_deref().and_then(Charset::from_label),
+                },
+            );
+        }
+        let realm = settings.domain.clone();
+        let platform = Arc::new(Self {
+            endpoint,
+            store,
+            settings: RwLock::new(settings),
+            inner: Mutex::new(Inner {
+                registrar: Registrar::new(
+                    &realm,
+                    RegistrarLimits::default(),
+                    Box::new(|| random_token(16)),
+                ),
+                devices,
+                catalogs: Assembler::new(AssemblerLimits {
+                    idle_timeout: config.catalog_idle_timeout,
+                    ..AssemblerLimits::default()
+                }),
+                subscriptions: HashMap::new(),
+                syncing: HashSet::new(),
+                dirty: HashSet::new(),
+            }),
+            config,
+            waiters: Mutex::default(),
+            sn: AtomicU64::new(1 + (unix_now() as u64 % 100_000) * 1000),
+            counter: AtomicU32::new(1),
+            local_ips: Mutex::default(),
+            utc_offset: crate::util::local_utc_offset_secs(SystemTime::now()),
+        });
+        tracing::info!(devices = stored.len(), "GB28181 platform started");
+        tokio::spawn(platform.clone().serve(inbound, shutdown.clone()));
+        tokio::spawn(platform.clone().tick_loop(shutdown));
+        Ok(platform)
+    }
+
+    pub fn settings(&self) -> SipSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies new settings (already stored by the caller).
+    pub fn set_settings(&self, s: SipSettings) {
+        lock(&self.inner).registrar.set_realm(&s.domain);
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.endpoint.local_addr()
+    }
+
+    /// Whether the device is registered and keeping alive.
+    pub fn is_online(&self, device_id: &str) -> bool {
+        lock(&self.inner)
+            .devices
+            .get(device_id)
+            .is_some_and(|d| d.online && d.registered(Instant::now()))
+    }
+
+    fn next_sn(&self) -> u64 {
+        self.sn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        mut inbound: mpsc::Receiver<InboundRequest>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let req = tokio::select! {
+                () = shutdown.cancelled() => break,
+                r = inbound.recv() => match r { Some(r) => r, None => break },
+            };
+            let this = self.clone();
+            tokio::spawn(async move { this.handle(req).await });
+        }
+    }
+
+    async fn handle(self: Arc<Self>, req: InboundRequest) {
+        let method = req.request.method.to_string();
+        match method.as_str() {
+            "REGISTER" => self.on_register(&req).await,
+            "MESSAGE" => self.on_message(&req, false).await,
+            "NOTIFY" => self.on_message(&req, true).await,
+            "ACK" => {}
+            "OPTIONS" => self.reply(&req, 200, &[]).await,
+            _ => {
+                self.reply(
+                    &req,
+                    405,
+                    &[("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK")],
+                )
+                .await
+            }
+        }
+    }
+
+    async fn reply(&self, req: &InboundRequest, code: u16, headers: &[(&str, &str)]) {
+        let mut resp = msg::response(&req.request, code, req.peer.addr, Some(&random_token(6)));
+        for (n, v) in headers {
+            resp.headers
+                .push(rsip::Header::Other((*n).into(), (*v).into()));
+        }
+        resp.headers.push(rsip::Header::Other(
+            "User-Agent".into(),
+            concat!("camgate/", env!("CARGO_PKG_VERSION")).into(),
+        ));
+        self.endpoint.respond(req, resp).await;
+    }
+
+    // -----------------------------------------------------------------------
+    // REGISTER
+    // -----------------------------------------------------------------------
+
+    async fn credential(&self, device_id: &str) -> Result<Credential, StoreError> {
+        let settings = self.settings();
+        let id = device_id.to_owned();
+        let record = self.store.call(move |c| db::get_device(c, &id)).await?;
+        let default = || match &settings.password {
+            Some(pw) => Credential::Ha1(digest::ha1(device_id, &settings.domain, pw)),
+            None => Credential::Refused(
+                "no password: set the platform's default device password or the device's own",
+            ),
+        };
+        Ok(match record {
+            Some(d) => match (d.ha1, d.ha1_realm) {
+                (Some(ha1), Some(realm)) if realm == settings.domain => Credential::Ha1(ha1),
+                (Some(_), _) => Credential::Refused(
+                    "the device's password was set for another SIP domain: set it again",
+                ),
+                (None, _) => default(),
+            },
+            None if settings.auto_accept => default(),
+            None => Credential::Refused("unknown device and auto-accept is off"),
+        })
+    }
+
+    async fn on_register(self: &Arc<Self>, req: &InboundRequest) {
+        let headers = &req.request.headers;
+        let to = msg::header_value(headers, "To").unwrap_or_default();
+        let from = msg::header_value(headers, "From").unwrap_or_default();
+        let Some(device_id) = msg::uri_user(&to)
+            .or_else(|| msg::uri_user(&from))
+            .map(str::to_owned)
+            .filter(|id| valid_device_id(id))
+        else {
+            tracing::warn!(peer = %req.peer.addr, "REGISTER without a usable device id in To/From");
+            self.reply(req, 400, &[]).await;
+            return;
+        };
+        let version = msg::header_value(headers, "X-GB-Ver");
+        let ver_hdr: Vec<(&str, &str)> = version
+            .as_deref()
+            .map(|v| ("X-GB-Ver", v))
+            .into_iter()
+            .collect();
+        let contact = msg::header_value(headers, "Contact");
+        let expires = msg::header_value(headers, "Expires")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .or_else(|| {
+                contact
+                    .as_deref()
+                    .and_then(|c| msg::param(c, "expires"))
+                    .and_then(|v| v.parse().ok())
+            });
+        let Some(expires) = expires else {
+            tracing::warn!(device_id, peer = %req.peer.addr, "REGISTER without Expires: 400");
+            self.reply(req, 400, &ver_hdr).await;
+            return;
+        };
+        let credential = match self.credential(&device_id).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(device_id, error = %e, "cannot read device credential");
+                self.reply(req, 500, &ver_hdr).await;
+                return;
+            }
+        };
+        let authorization = msg::header_value(headers, "Authorization");
+        let facts = RegisterFacts {
+            device_id: &device_id,
+            source_ip: req.peer.addr.ip(),
+            authorization: authorization.as_deref(),
+        };
+        let (verdict, realm) = {
+            let mut inner = lock(&self.inner);
+            let v = inner.registrar.check(&facts, &credential, Instant::now());
+            (v, inner.registrar.realm().to_owned())
+        };
+        match verdict {
+            Verdict::Challenge { nonce, stale } => {
+                let www = super::registrar::challenge_header(
+                    &realm,
+                    &nonce,
+                    stale,
+                    self.config.digest_qop,
+                );
+                let mut h = ver_hdr.clone();
+                h.push(("WWW-Authenticate", &www));
+                self.reply(req, 401, &h).await;
+            }
+            Verdict::Reject { code, reason } => {
+                tracing::warn!(device_id, peer = %req.peer.addr, code, reason, "registration refused");
+                self.reply(req, code, &ver_hdr).await;
+                if code == 403 && !reason.contains("refused for") {
+                    self.event(
+                        "auth_failed",
+                        Some(&device_id),
+                        None,
+                        format!("registration from {} refused: {reason}", req.peer.addr),
+                        None,
+                    )
+                    .await;
+                }
+            }
+            Verdict::Accept => {
+                let expires = expires.min(self.config.max_expires);
+                let date = crate::util::gb_sip_date(SystemTime::now(), self.utc_offset);
+                let exp = expires.to_string();
+                let mut h = ver_hdr.clone();
+                h.push(("Date", &date));
+                h.push(("Expires", &exp));
+                if let Some(c) = contact.as_deref() {
+                    h.push(("Contact", c));
+                }
+                if expires == 0 {
+                    self.unregister(&device_id).await;
+                    self.reply(req, 200, &h).await;
+                } else {
+                    let user_agent = msg::header_value(headers, "User-Agent");
+                    let new = self
+                        .register(
+                            &device_id,
+                            req.peer,
+                            expires,
+                            contact.clone(),
+                            user_agent,
+                            version.clone(),
+                        )
+                        .await;
+                    self.reply(req, 200, &h).await;
+                    if let Ok(true) = new {
+                        self.start_sync(&device_id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a registration. Ok(true) when the device was not registered
+    /// before (a new session: its catalog is synchronised).
+    async fn register(
+        &self,
+        device_id: &str,
+        peer: Peer,
+        expires: u32,
+        contact: Option<String>,
+        user_agent: Option<String>,
+        version: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let now_unix = unix_now();
+        let was = {
+            let inner = lock(&self.inner);
+            inner
+                .devices
+                .get(device_id)
+                .map(|d| (d.registered(now), d.online))
+        };
+        let reg = db::Registration {
+            id: device_id.to_owned(),
+            transport: transport_name(peer.transport).into(),
+            address: peer.addr.to_string(),
+            contact,
+            user_agent,
+            gb_version: version.clone(),
+            expires: i64::from(expires),
+            at: now_unix,
+        };
+        let stored = self
+            .store
+            .call(move |c| db::record_registration(c, &reg))
+            .await;
+        if let Err(e) = &stored {
+            // Keep the device working from memory; the write is retried at
+            // the next registration.
+            tracing::error!(device_id, error = %e, "cannot store registration");
+        }
+        let record = {
+            let id = device_id.to_owned();
+            self.store
+                .call(move |c| db::get_device(c, &id))
+                .await
+                .ok()
+                .flatten()
+        };
+        {
+            let mut inner = lock(&self.inner);
+            let state = inner
+                .devices
+                .entry(device_id.to_owned())
+                .or_insert(DeviceState {
+                    peer,
+                    registered_until: None,
+                    last_seen: now,
+                    last_seen_unix: now_unix,
+                    online: false,
+                    charset_override: None,
+                    charset_detected: None,
+                });
+            state.peer = peer;
+            state.registered_until = Some(now + Duration::from_secs(u64::from(expires)));
+            state.last_seen = now;
+            state.last_seen_unix = now_unix;
+            state.online = true;
+            if let Some(r) = &record {
+                state.charset_override =
+                    r.charset_override.as_deref().and_then(Charset::from_label);
+            }
+        }
+        let new_session = !matches!(was, Some((true, true)));
+        tracing::info!(device_id, peer = %peer.addr, transport = transport_name(peer.transport), expires, version = version.as_deref().unwrap_or("2016 (no X-GB-Ver)"), new_session, "device registered");
+        if new_session {
+            self.event(
+                "device_online",
+                Some(device_id),
+                None,
+                format!(
+                    "registered from {} over {} for {expires} s",
+                    peer.addr,
+                    transport_name(peer.transport)
+                ),
+                None,
+            )
+            .await;
+        }
+        stored.map(|()| new_session)
+    }
+
+    async fn unregister(&self, device_id: &str) {
+        {
+            let mut inner = lock(&self.inner);
+            if let Some(d) = inner.devices.get_mut(device_id) {
+                d.registered_until = None;
+                d.online = false;
+            }
+            inner.subscriptions.remove(device_id);
+            inner.catalogs.forget_device(device_id);
+        }
+        let id = device_id.to_owned();
+        if let Err(e) = self
+            .store
+            .call(move |c| db::set_online(c, &id, false, true))
+            .await
+        {
+            tracing::error!(device_id, error = %e, "cannot store unregistration");
+        }
+        tracing::info!(device_id, "device unregistered");
+        self.event(
+            "device_offline",
+            Some(device_id),
+            None,
+            "unregistered (Expires: 0)".into(),
+            None,
+        )
+        .await;
+    }
+
+    /// Forgets a device deleted through the API.
+    pub fn forget(&self, device_id: &str) {
+        let mut inner = lock(&self.inner);
+        inner.devices.remove(device_id);
+        inner.subscriptions.remove(device_id);
+        inner.catalogs.forget_device(device_id);
+        inner.dirty.remove(device_id);
+    }
+
+    /// A changed per-device charset override.
+    pub fn set_charset_override(&self, device_id: &str, charset: Option<Charset>) {
+        if let Some(d) = lock(&self.inner).devices.get_mut(device_id) {
+            d.charset_override = charset;
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // MESSAGE / NOTIFY
+    // -----------------------------------------------------------------------
+
+    async fn on_message(&self, req: &InboundRequest, is_notify: bool) {
+        let from = msg::header_value(&req.request.headers, "From").unwrap_or_default();
+        let Some(device_id) = msg::uri_user(&from).map(str::to_owned) else {
+            self.reply(req, 400, &[]).await;
+            return;
+        };
+        let now = Instant::now();
+        let charset_override = {
+            let mut inner = lock(&self.inner);
+            match inner.devices.get_mut(&device_id) {
+                Some(d) if d.registered(now) => {
+                    // Any request proves the device is there; follow it if
+                    // its address changed (NAT rebinding).
+                    if d.peer != req.peer {
+                        tracing::info!(device_id, old = %d.peer.addr, new = %req.peer.addr, "device address changed");
+                        d.peer = req.peer;
+                    }
+                    Some(d.charset_override)
+                }
+                _ => None,
+            }
+        };
+        let Some(charset_override) = charset_override else {
+            // Unknown or unregistered: 404 makes the device register again
+            // (gb28181.md §2).
+            tracing::info!(device_id, peer = %req.peer.addr, "request from an unregistered device: 404");
+            self.reply(req, 404, &[]).await;
+            return;
+        };
+        let parsed = match manscdp::parse(&req.request.body, charset_override) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(device_id, peer = %req.peer.addr, error = %e, "bad MANSCDP body: 400");
+                self.reply(req, 400, &[]).await;
+                self.event(
+                    "protocol_error",
+                    Some(&device_id),
+                    None,
+                    format!("unreadable MANSCDP body: {e}"),
+                    None,
+                )
+                .await;
+                return;
+            }
+        };
+        // Answer at once: devices send the next part of a multi-message answer
+        // only after the 200 for the previous one.
+        self.reply(req, 200, &[]).await;
+        self.seen(&device_id, now).await;
+        if !parsed.ascii_only {
+            self.note_charset(&device_id, parsed.charset).await;
+        }
+        if is_notify {
+            let state =
+                msg::header_value(&req.request.headers, "Subscription-State").unwrap_or_default();
+            if state
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("terminated")
+            {
+                lock(&self.inner).subscriptions.remove(&device_id);
+                tracing::info!(device_id, "device ended the catalog subscription");
+            }
+        }
+        self.dispatch(&device_id, parsed.message).await;
+    }
+
+    /// A request from a registered device: it is alive.
+    async fn seen(&self, device_id: &str, now: Instant) {
+        let came_back = {
+            let mut inner = lock(&self.inner);
+            let Some(d) = inner.devices.get_mut(device_id) else {
+                return;
+            };
+            d.last_seen = now;
+            d.last_seen_unix = unix_now();
+            let came_back = !d.online;
+            d.online = true;
+            inner.dirty.insert(device_id.to_owned());
+            came_back
+        };
+        if came_back {
+            let id = device_id.to_owned();
+            if let Err(e) = self
+                .store
+                .call(move |c| db::set_online(c, &id, true, false))
+                .await
+            {
+                tracing::error!(device_id, error = %e, "cannot store online state");
+            }
+            tracing::info!(device_id, "device online again (keepalive)");
+            self.event(
+                "device_online",
+                Some(device_id),
+                None,
+                "keepalives resumed".into(),
+                None,
+            )
+            .await;
+        }
+    }
+
+    async fn note_charset(&self, device_id: &str, charset: Charset) {
+        let changed = {
+            let mut inner = lock(&self.inner);
+            match inner.devices.get_mut(device_id) {
+                Some(d) if d.charset_detected != Some(charset) => {
+                    d.charset_detected = Some(charset);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            let id = device_id.to_owned();
+            if let Err(e) = self
+                .store
+                .call(move |c| db::set_charset_detected(c, &id, charset_label(charset)))
+                .await
+            {
+                tracing::warn!(device_id, error = %e, "cannot store detected charset");
+            }
+        }
+    }
+
+    async fn dispatch(&self, device_id: &str, m: Message) {
+        tracing::debug!(device_id, root = m.root.as_str(), cmd = %m.cmd_type, sn = m.sn, "MANSCDP");
+        match (m.root, &m.cmd_type) {
+            (Root::Notify, CmdType::Keepalive) => {}
+            (Root::Response, CmdType::Catalog) => {
+                if let Body::Catalog(c) = m.body {
+                    let done = lock(&self.inner).catalogs.push(
+                        device_id,
+                        m.sn,
+                        c.sum_num,
+                        c.items,
+                        Instant::now(),
+                    );
+                    for a in done {
+                        self.catalog_done(a).await;
+                    }
+                }
+            }
+            (Root::Notify, CmdType::Catalog) => {
+                if let Body::Catalog(c) = m.body {
+                    self.catalog_events(device_id, c.items).await;
+                }
+            }
+            (Root::Notify, CmdType::Alarm) => self.on_alarm(device_id, m).await,
+            (Root::Notify, CmdType::MobilePosition) => {
+                if let Body::MobilePosition(p) = &m.body {
+                    let json = serde_json::to_value(p).unwrap_or_default();
+                    let (dev, ch) = (device_id.to_owned(), m.device_id.clone());
+                    match self
+                        .store
+                        .call(move |c| db::set_position(c, &dev, &ch, &json))
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => tracing::debug!(
+                            device_id,
+                            channel_id = m.device_id,
+                            "position for a node not in the catalog"
+                        ),
+                        Err(e) => tracing::warn!(device_id, error = %e, "cannot store position"),
+                    }
+                }
+            }
+            (Root::Response, _) => {
+                if let (CmdType::DeviceInfo, Body::DeviceInfo(info)) = (&m.cmd_type, &m.body) {
+                    let (id, info) = (device_id.to_owned(), info.clone());
+                    if let Err(e) = self
+                        .store
+                        .call(move |c| db::set_device_info(c, &id, &info))
+                        .await
+                    {
+                        tracing::warn!(device_id, error = %e, "cannot store device info");
+                    }
+                }
+                let key = (
+                    device_id.to_owned(),
+                    m.cmd_type.as_str().to_ascii_lowercase(),
+                    m.sn,
+                );
+                match lock(&self.waiters).remove(&key) {
+                    Some(w) => {
+                        let _ = w.send(Answer::Message(Box::new(m)));
+                    }
+                    None => tracing::debug!(
+                        device_id,
+                        sn = key.2,
+                        cmd = key.1,
+                        "answer nobody waits for"
+                    ),
+                }
+            }
+            _ => {
+                tracing::debug!(device_id, root = m.root.as_str(), cmd = %m.cmd_type, "MANSCDP message not handled")
+            }
+        }
+    }
+
+    async fn catalog_done(&self, a: Assembled<CatalogItem>) {
+        let summary = CatalogSummary {
+            sn: a.sn,
+            items: a.items.len(),
+            sum_num: a.sum_num,
+            complete: a.complete,
+            messages: a.messages,
+        };
+        let device_id = a.device_id.clone();
+        let (dev, items, complete) = (a.device_id, a.items, a.complete);
+        match self
+            .store
+            .call(move |c| db::store_catalog(c, &dev, &items, complete))
+            .await
+        {
+            Ok(()) => {
+                if complete {
+                    tracing::info!(
+                        device_id,
+                        items = summary.items,
+                        messages = summary.messages,
+                        "catalog synchronised"
+                    );
+                } else {
+                    tracing::warn!(device_id, items = summary.items, sum_num = ?summary.sum_num, "catalog incomplete (timed out); stored what arrived, removed nothing");
+                }
+                self.event(
+                    "catalog_synced",
+                    Some(&device_id),
+                    None,
+                    format!(
+                        "catalog: {} nodes in {} messages{}",
+                        summary.items,
+                        summary.messages,
+                        if complete {
+                            ""
+                        } else {
+                            " (incomplete: timed out)"
+                        }
+                    ),
+                    serde_json::to_value(&summary).ok().as_ref(),
+                )
+                .await;
+            }
+            Err(e) => tracing::error!(device_id, error = %e, "cannot store catalog"),
+        }
+        let key = (device_id, "catalog".to_owned(), summary.sn);
+        if let Some(w) = lock(&self.waiters).remove(&key) {
+            let _ = w.send(Answer::Catalog(summary));
+        }
+    }
+
+    async fn catalog_events(&self, device_id: &str, items: Vec<CatalogItem>) {
+        for item in items {
+            let event = item
+                .event
+                .as_ref()
+                .map_or("UPDATE".to_owned(), |e| e.as_str().to_owned());
+            let (dev, it) = (device_id.to_owned(), item.clone());
+            match self
+                .store
+                .call(move |c| db::apply_catalog_event(c, &dev, &it))
+                .await
+            {
+                Ok(changed) => {
+                    tracing::info!(
+                        device_id,
+                        channel_id = item.device_id,
+                        event,
+                        changed,
+                        "catalog notify"
+                    );
+                    self.event(
+                        "catalog_event",
+                        Some(device_id),
+                        Some(&item.device_id),
+                        format!("{}: {event}", item.device_id),
+                        None,
+                    )
+                    .await;
+                }
+                Err(e) => tracing::warn!(device_id, error = %e, "cannot apply catalog notify"),
+            }
+        }
+    }
+
+    async fn on_alarm(&self, device_id: &str, m: Message) {
+        let Body::Alarm(alarm) = &m.body else { return };
+        let text = super::alarm::describe(alarm);
+        tracing::info!(device_id, channel_id = m.device_id, alarm = text, "alarm");
+        let data = serde_json::to_value(alarm).ok();
+        self.event(
+            "alarm",
+            Some(device_id),
+            Some(&m.device_id),
+            text,
+            data.as_ref(),
+        )
+        .await;
+        // The business answer the standard asks for (gb28181.md §3 "Alarm").
+        let body = manscdp::response_ok("Alarm", m.sn, &m.device_id);
+        if let Err(e) = self.send_message(device_id, body).await {
+            tracing::warn!(device_id, error = %e, "cannot answer the alarm");
+        }
+    }
+
+    async fn event(
+        &self,
+        kind: &'static str,
+        device_id: Option<&str>,
+        channel_id: Option<&str>,
+        message: String,
+        data: Option<&serde_json::Value>,
+    ) {
+        let (d, ch, data) = (
+            device_id.map(str::to_owned),
+            channel_id.map(str::to_owned),
+            data.cloned(),
+        );
+        if let Err(e) = self
+            .store
+            .call(move |c| {
+                db::insert_event(
+                    c,
+                    kind,
+                    d.as_deref(),
+                    ch.as_deref(),
+                    &message,
+                    data.as_ref(),
+                )
+            })
+            .await
+        {
+            tracing::warn!(kind, error = %e, "cannot store event");
+        }
+    }
+
+    // -----------------------------------------------------------------------
+    // Requests to devices
+    // -----------------------------------------------------------------------
+
+    fn local_ip_for(&self, peer: IpAddr) -> IpAddr {
+        if let Some(ip) = self.config.public_ip {
+            return ip;
+        }
+        let bound = self.endpoint.local_addr().ip();
+        if !bound.is_unspecified() {
+            return bound;
+        }
+        if let Some(ip) = lock(&self.local_ips).get(&peer) {
+            return *ip;
+        }
+        // The address the kernel would send from: connect a UDP socket (no
+        // packet is sent) and read its local address.
+        let any: SocketAddr = if peer.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let ip = std::net::UdpSocket::bind(any)
+            .and_then(|s| s.connect((peer, 9)).map(|()| s))
+            .and_then(|s| s.local_addr())
+            .map(|a| a.ip())
+            .unwrap_or(bound);
+        lock(&self.local_ips).insert(peer, ip);
+        ip
+    }
+
+    fn device_target(&self, device_id: &str) -> Result<(Peer, Charset), GbError> {
+        let inner = lock(&self.inner);
+        let d = inner
+            .devices
+            .get(device_id)
+            .ok_or_else(|| GbError::UnknownDevice(device_id.to_owned()))?;
+        if !d.registered(Instant::now()) || !d.online {
+            return Err(GbError::Offline(device_id.to_owned()));
+        }
+        Ok((d.peer, d.reply_charset()))
+    }
+
+    /// An out-of-dialog or in-dialog request to a device.
+    #[allow(clippy::too_many_arguments)]
+    fn build_request(
+        &self,
+        method: rsip::Method,
+        device_id: &str,
+        peer: Peer,
+        call_id: &str,
+        from_tag: &str,
+        to_tag: Option<&str>,
+        cseq: u32,
+        extra: &[(&str, String)],
+        body: Option<Vec<u8>>,
+    ) -> rsip::Request {
+        let s = self.settings();
+        let local_ip = self.local_ip_for(peer.addr.ip());
+        let port = self.endpoint.local_addr().port();
+        let local = SocketAddr::new(local_ip, port);
+        let proto = match peer.transport {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        };
+        let uri_text = format!("sip:{device_id}@{}", peer.addr);
+        let uri = rsip::Uri::try_from(uri_text.as_str()).unwrap_or_default();
+        let mut h = rsip::Headers::default();
+        let mut push = |n: &str, v: String| h.push(rsip::Header::Other(n.into(), v));
+        push(
+            "Via",
+            format!(
+                "SIP/2.0/{proto} {local};rport;branch=z9hG4bK{}",
+                random_token(10)
+            ),
+        );
+        push(
+            "From",
+            format!("<sip:{}@{}>;tag={from_tag}", s.platform_id, s.domain),
+        );
+        push(
+            "To",
+            match to_tag {
+                Some(t) => format!("<sip:{device_id}@{}>;tag={t}", s.domain),
+                None => format!("<sip:{device_id}@{}>", s.domain),
+            },
+        );
+        push("Call-ID", call_id.to_owned());
+        push("CSeq", format!("{cseq} {method}"));
+        push("Max-Forwards", "70".into());
+        push("Contact", format!("<sip:{}@{local}>", s.platform_id));
+        push(
+            "User-Agent",
+            concat!("camgate/", env!("CARGO_PKG_VERSION")).into(),
+        );
+        for (n, v) in extra {
+            push(n, v.clone());
+        }
+        if body.is_some() {
+            push("Content-Type", "Application/MANSCDP+xml".into());
+        }
+        rsip::Request {
+            method,
+            uri,
+            version: rsip::Version::V2,
+            headers: h,
+            body: body.unwrap_or_default(),
+        }
+    }
+
+    /// Sends a MANSCDP MESSAGE (body written in UTF-8, sent in the device's
+    /// charset) and waits for the SIP final response.
+    async fn send_message(&self, device_id: &str, xml: String) -> Result<u16, GbError> {
+        let (peer, charset) = self.device_target(device_id)?;
+        let body = manscdp::encode_body(&xml, charset);
+        let call_id = format!("{}@camgate", random_token(10));
+        let req = self.build_request(
+            rsip::Method::Message,
+            device_id,
+            peer,
+            &call_id,
+            &random_token(6),
+            None,
+            1,
+            &[],
+            Some(body),
+        );
+        let resp = self
+            .endpoint
+            .request(peer, req)
+            .await
+            .map_err(|source| GbError::Sip {
+                device_id: device_id.to_owned(),
+                source,
+            })?;
+        Ok(resp.status_code.code())
+    }
+
+    /// Sends a Query and waits for the device's Response with the same SN
+    /// (gb28181.md §3: matched on device, CmdType, SN).
+    pub async fn query(
+        &self,
+        device_id: &str,
+        cmd_type: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Answer, GbError> {
+        self.device_target(device_id)?;
+        let sn = self.next_sn();
+        let cmd = CmdType::from_name(cmd_type);
+        let key = (device_id.to_owned(), cmd.as_str().to_ascii_lowercase(), sn);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.waiters).insert(key.clone(), tx);
+        let result = self.query_inner(device_id, &cmd, sn, fields, rx).await;
+        lock(&self.waiters).remove(&key);
+        result
+    }
+
+    async fn query_inner(
+        &self,
+        device_id: &str,
+        cmd: &CmdType,
+        sn: u64,
+        fields: &[(&str, &str)],
+        mut rx: oneshot::Receiver<Answer>,
+    ) -> Result<Answer, GbError> {
+        let xml = manscdp::query_with(cmd.as_str(), sn, device_id, fields);
+        let code = self.send_message(device_id, xml).await?;
+        if !(200..300).contains(&code) {
+            return Err(GbError::Rejected {
+                device_id: device_id.to_owned(),
+                cmd: cmd.to_string(),
+                code,
+            });
+        }
+        let no_answer = |secs| GbError::NoAnswer {
+            device_id: device_id.to_owned(),
+            cmd: cmd.to_string(),
+            secs,
+        };
+        let deadline = tokio::time::Instant::now() + self.config.query_timeout;
+        let waited = self.config.query_timeout.as_secs();
+        match tokio::time::timeout_at(deadline, &mut rx).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(_)) => Err(no_answer(waited)),
+            Err(_) if *cmd == CmdType::Catalog => {
+                // A long catalog still arriving: wait for the assembler to
+                // finish it (complete, or idle timeout), not a fixed time.
+                if !lock(&self.inner).catalogs.has_session(device_id, sn) {
+                    return Err(no_answer(waited));
+                }
+                match tokio::time::timeout(Duration::from_secs(600), &mut rx).await {
+                    Ok(Ok(a)) => Ok(a),
+                    _ => Err(no_answer(600)),
+                }
+            }
+            Err(_) => Err(no_answer(waited)),
+        }
+    }
+
+    /// Catalog query → DeviceInfo → catalog subscription, once per new
+    /// registration.
+    fn start_sync(self: &Arc<Self>, device_id: &str) {
+        if !lock(&self.inner).syncing.insert(device_id.to_owned()) {
+            return;
+        }
+        let this = self.clone();
+        let id = device_id.to_owned();
+        tokio::spawn(async move {
+            match this.query(&id, "Catalog", &[]).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(device_id = id, error = %e, "catalog query after registration failed")
+                }
+            }
+            match this.query(&id, "DeviceInfo", &[]).await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::info!(device_id = id, error = %e, "DeviceInfo query after registration failed")
+                }
+            }
+            if let Err(e) = this.subscribe_catalog(&id).await {
+                tracing::info!(device_id = id, error = %e, "catalog subscription not accepted; changes arrive only with refreshes");
+            }
+            lock(&this.inner).syncing.remove(&id);
+        });
+    }
+
+    /// SUBSCRIBE Event: Catalog (gb28181.md §3 "Subscription"), or its refresh.
+    async fn subscribe_catalog(&self, device_id: &str) -> Result<(), GbError> {
+        let (peer, charset) = self.device_target(device_id)?;
+        let sn = self.next_sn();
+        let existing = lock(&self.inner).subscriptions.get(device_id).map(|s| {
+            (
+                s.call_id.clone(),
+                s.from_tag.clone(),
+                s.to_tag.clone(),
+                s.cseq + 1,
+                s.event_id,
+                s.peer,
+            )
+        });
+        let (call_id, from_tag, to_tag, cseq, event_id, peer) =
+            existing.filter(|e| e.5 == peer).unwrap_or_else(|| {
+                (
+                    format!("{}@camgate", random_token(10)),
+                    random_token(6),
+                    None,
+                    1,
+                    self.counter.fetch_add(1, Ordering::Relaxed),
+                    peer,
+                )
+            });
+        let expires = self.config.subscribe_expires;
+        let body = manscdp::encode_body(&manscdp::query("Catalog", sn, device_id), charset);
+        let req = self.build_request(
+            rsip::Method::Subscribe,
+            device_id,
+            peer,
+            &call_id,
+            &from_tag,
+            to_tag.as_deref(),
+            cseq,
+            &[
+                ("Event", format!("Catalog;id={event_id}")),
+                ("Expires", expires.to_string()),
+            ],
+            Some(body),
+        );
+        let resp = self
+            .endpoint
+            .request(peer, req)
+            .await
+            .map_err(|source| GbError::Sip {
+                device_id: device_id.to_owned(),
+                source,
+            })?;
+        let code = resp.status_code.code();
+        if !(200..300).contains(&code) {
+            lock(&self.inner).subscriptions.remove(device_id);
+            return Err(GbError::Rejected {
+                device_id: device_id.to_owned(),
+                cmd: "SUBSCRIBE Catalog".into(),
+                code,
+            });
+        }
+        let granted = msg::header_value(&resp.headers, "Expires")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(expires)
+            .max(10);
+        let to_tag = msg::header_value(&resp.headers, "To")
+            .and_then(|t| msg::param(&t, "tag").map(str::to_owned))
+            .or(to_tag);
+        // Refresh at 80 % of the period.
+        let refresh_at = Instant::now() + Duration::from_secs(u64::from(granted) * 4 / 5);
+        lock(&self.inner).subscriptions.insert(
+            device_id.to_owned(),
+            Subscription {
+                peer,
+                call_id,
+                from_tag,
+                to_tag,
+                cseq,
+                event_id,
+                refresh_at,
+            },
+        );
+        tracing::info!(device_id, expires = granted, "catalog subscription active");
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------
+    // Timers
+    // -----------------------------------------------------------------------
+
+    async fn tick_loop(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_flush = Instant::now();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            self.tick(Instant::now()).await;
+            if last_flush.elapsed() >= Duration::from_secs(30) {
+                last_flush = Instant::now();
+                self.flush_keepalives().await;
+            }
+        }
+    }
+
+    async fn tick(self: &Arc<Self>, now: Instant) {
+        let s = self.settings();
+        let silence = Duration::from_secs(
+            u64::from(s.keepalive_interval_secs.max(1))
+                * u64::from(s.keepalive_timeout_count.max(1)),
+        );
+        let mut went_offline = Vec::new();
+        let (timed_out, refresh) = {
+            let mut inner = lock(&self.inner);
+            for (id, d) in inner.devices.iter_mut() {
+                if !d.online {
+                    continue;
+                }
+                if !d.registered(now) {
+                    d.online = false;
+                    d.registered_until = None;
+                    went_offline.push((
+                        id.clone(),
+                        true,
+                        "registration expired without a refresh".to_owned(),
+                    ));
+                } else if now.duration_since(d.last_seen) >= silence {
+                    d.online = false;
+                    went_offline.push((
+                        id.clone(),
+                        false,
+                        format!("no keepalive for {} s", silence.as_secs()),
+                    ));
+                }
+            }
+            for (id, ..) in &went_offline {
+                inner.subscriptions.remove(id);
+            }
+            inner.registrar.prune(now);
+            let timed_out = inner.catalogs.poll_timeouts(now);
+            let refresh: Vec<String> = inner
+                .subscriptions
+                .iter()
+                .filter(|(_, s)| s.refresh_at <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &refresh {
+                if let Some(s) = inner.subscriptions.get_mut(id) {
+                    // Not again until this refresh has had its chance.
+                    s.refresh_at = now + Duration::from_secs(60);
+                }
+            }
+            (timed_out, refresh)
+        };
+        for (id, expired, why) in went_offline {
+            tracing::warn!(device_id = id, reason = why, "device offline");
+            let i = id.clone();
+            if let Err(e) = self
+                .store
+                .call(move |c| db::set_online(c, &i, false, expired))
+                .await
+            {
+                tracing::error!(device_id = id, error = %e, "cannot store offline state");
+            }
+            self.event("device_offline", Some(&id), None, why, None)
+                .await;
+        }
+        for a in timed_out {
+            self.catalog_done(a).await;
+        }
+        for id in refresh {
+            let this = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.subscribe_catalog(&id).await {
+                    tracing::warn!(device_id = id, error = %e, "catalog subscription refresh failed");
+                    lock(&this.inner).subscriptions.remove(&id);
+                }
+            });
+        }
+    }
+
+    /// Writes the keepalive times and addresses gathered since the last flush.
+    pub async fn flush_keepalives(&self) {
+        let batch: Vec<(String, i64, String, String)> = {
+            let mut inner = lock(&self.inner);
+            let dirty: Vec<String> = inner.dirty.drain().collect();
+            dirty
+                .into_iter()
+                .filter_map(|id| {
+                    let d = inner.devices.get(&id)?;
+                    Some((
+                        id,
+                        d.last_seen_unix,
+                        d.peer.addr.to_string(),
+                        transport_name(d.peer.transport).to_owned(),
+                    ))
+                })
+                .collect()
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let n = batch.len();
+        if let Err(e) = self.store.call(move |c| db::touch_devices(c, &batch)).await {
+            tracing::warn!(devices = n, error = %e, "cannot store keepalive times; kept in memory");
+        }
+    }
+
+    /// Runtime view of a device for the API: (online, registered, peer).
+    pub fn runtime(&self, device_id: &str) -> Option<DeviceRuntime> {
+        let now = Instant::now();
+        let inner = lock(&self.inner);
+        let d = inner.devices.get(device_id)?;
+        Some(DeviceRuntime {
+            online: d.online && d.registered(now),
+            registered: d.registered(now),
+            address: d.peer.addr.to_string(),
+            transport: transport_name(d.peer.transport),
+            last_seen_unix: d.last_seen_unix,
+            subscribed: inner.subscriptions.contains_key(device_id),
+        })
+    }
+}
+
+/// What the API shows of a device's live state.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceRuntime {
+    pub online: bool,
+    pub registered: bool,
+    pub address: String,
+    pub transport: &'static str,
+    pub last_seen_unix: i64,
+    pub subscribed: bool,
+}
+
+fn transport_name(t: Transport) -> &'static str {
+    match t {
+        Transport::Udp => "udp",
+        Transport::Tcp => "tcp",
+    }
+}
+
+fn stored_peer(d: &db::DeviceRecord) -> Option<Peer> {
+    let addr: SocketAddr = d.address.as_deref()?.parse().ok()?;
+    let transport = match d.transport.as_deref() {
+        Some("tcp") => Transport::Tcp,
+        _ => Transport::Udp,
+    };
+    Some(Peer { transport, addr })
+}

@@ -1,0 +1,795 @@
+//! GB28181 signalling against `sipp` acting as devices (scenarios in
+//! tests/sipp/, see its README), over UDP and TCP, plus hostile SIP sent by
+//! hand. The gateway is the real binary.
+
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{Gateway, GatewayOptions, wait_child};
+
+const PLATFORM: &str = "34020000002000000001";
+const DOMAIN: &str = "3402000000";
+const PASSWORD: &str = "12345678";
+const DEVICE: &str = "34020000001180000001";
+
+fn sipp_bin() -> &'static str {
+    if Path::new("/usr/bin/sipp").exists() {
+        "/usr/bin/sipp"
+    } else {
+        panic!("sipp missing: apt-get install sip-tester (tests/run-all.sh installs it)")
+    }
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+}
+
+/// A loopback port free for both UDP and TCP (sipp binds both for `-t t1`).
+fn free_port() -> u16 {
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = u.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One sipp process playing devices.
+struct Sipp {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+#[derive(Clone)]
+struct SippRun<'a> {
+    scenario: &'a str,
+    transport: &'a str,
+    devices: Vec<(String, String)>,
+    keepalives: u32,
+    keepalive_ms: u32,
+    unregister: bool,
+    rate: u32,
+    with_ooc: bool,
+}
+
+impl Default for SippRun<'_> {
+    fn default() -> Self {
+        Self {
+            scenario: "device.xml",
+            transport: "u1",
+            devices: vec![(DEVICE.into(), PASSWORD.into())],
+            keepalives: 0,
+            keepalive_ms: 1000,
+            unregister: true,
+            rate: 10,
+            with_ooc: true,
+        }
+    }
+}
+
+impl Sipp {
+    fn start(gw: &Gateway, run: &SippRun<'_>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut csv = String::from("SEQUENTIAL\n");
+        for (id, pw) in &run.devices {
+            csv.push_str(&format!("{id};{pw}\n"));
+        }
+        let inf = dir.path().join("devices.csv");
+        std::fs::write(&inf, csv).unwrap();
+        let mut cmd = Command::new(sipp_bin());
+        cmd.current_dir(dir.path())
+            .arg(gw.sip.to_string())
+            .arg("-sf")
+            .arg(scenario(run.scenario))
+            .arg("-inf")
+            .arg(&inf)
+            .args(["-key", "platform_id", PLATFORM, "-key", "domain", DOMAIN])
+            .args(["-key", "gb_ver", "3.0"])
+            .args(["-key", "keepalives", &run.keepalives.to_string()])
+            .args(["-key", "unregister", if run.unregister { "1" } else { "0" }])
+            .args(["-d", &run.keepalive_ms.to_string()])
+            .args(["-t", run.transport, "-i", "127.0.0.1"])
+            .args(["-p", &free_port().to_string()])
+            .args(["-m", &run.devices.len().to_string()])
+            .args(["-r", &run.rate.to_string()])
+            .args(["-l", &run.devices.len().to_string()])
+            .args(["-nostdin", "-trace_err", "-trace_msg"])
+            .args(["-timeout", "120s", "-timeout_error"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if run.with_ooc {
+            // The catalog carries GB2312 names: sipp sends the scenario's
+            // bytes, so the file is converted (it is kept as UTF-8 in git).
+            let text = std::fs::read_to_string(scenario("device_ooc.xml")).unwrap();
+            let (bytes, _, unmappable) = encoding_rs::GB18030.encode(&text);
+            assert!(!unmappable);
+            let ooc = dir.path().join("ooc.xml");
+            std::fs::write(&ooc, &bytes).unwrap();
+            cmd.arg("-oocsf").arg(&ooc);
+        }
+        let child = cmd.spawn().expect("start sipp");
+        Self { child, dir }
+    }
+
+    /// Waits for sipp to end; true if every call succeeded.
+    fn wait(mut self, timeout: Duration) -> (bool, String) {
+        let status = wait_child(&mut self.child, timeout).unwrap_or_else(|| {
+            let _ = self.child.kill();
+            panic!("sipp did not finish within {timeout:?}:\n{}", self.errors())
+        });
+        let mut report = self.errors();
+        if !status.success() {
+            let m = self.messages();
+            let tail = m.len().saturating_sub(6000);
+            let tail = (tail..m.len())
+                .find(|&i| m.is_char_boundary(i))
+                .unwrap_or(m.len());
+            report.push_str("\n--- last messages ---\n");
+            report.push_str(&m[tail..]);
+        }
+        (status.success(), report)
+    }
+
+    fn errors(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("_errors.log") {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    fn messages(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            if e.file_name().to_string_lossy().ends_with("_messages.log") {
+                out.push_str(&String::from_utf8_lossy(
+                    &std::fs::read(e.path()).unwrap_or_default(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn sip_settings(gw: &Gateway, body: Value) {
+    let (status, resp) = gw
+        .api(Method::PUT, "/api/v1/settings/sip", Some(body))
+        .await;
+    assert_eq!(status, 200, "{resp}");
+    assert!(resp.get("password").is_none(), "password never returned");
+}
+
+async fn device(gw: &Gateway, id: &str) -> Value {
+    let (status, body) = gw
+        .api(Method::GET, &format!("/api/v1/devices/{id}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Polls until `f` holds for the device, returning the device and when.
+async fn wait_device(
+    gw: &Gateway,
+    id: &str,
+    what: &str,
+    timeout: Duration,
+    f: impl Fn(&Value) -> bool,
+) -> (Value, Instant) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, body) = gw
+            .api(Method::GET, &format!("/api/v1/devices/{id}"), None)
+            .await;
+        if status == 200 && f(&body) {
+            return (body, Instant::now());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for device {id} to be {what}: {body}\n{}",
+            gw.logs.all().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn channels(gw: &Gateway, id: &str) -> Vec<Value> {
+    let (status, body) = gw
+        .api(Method::GET, &format!("/api/v1/devices/{id}/channels"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+async fn events(gw: &Gateway, query: &str) -> Vec<Value> {
+    let (status, body) = gw
+        .api(Method::GET, &format!("/api/v1/events?{query}"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+fn gateway(qop: bool) -> Gateway {
+    Gateway::start(GatewayOptions {
+        config_toml: format!(
+            "[sip]\ndigest_qop = {qop}\ncatalog_timeout_secs = 5\nquery_timeout_secs = 5\n"
+        ),
+        ..Default::default()
+    })
+}
+
+/// The whole life of one device: register (digest), catalog in two GB2312
+/// MESSAGEs, DeviceInfo, catalog subscription and NOTIFY, keepalives,
+/// on-demand queries, unregister.
+async fn device_lifecycle(transport: &str) {
+    let gw = gateway(true);
+    sip_settings(
+        &gw,
+        json!({"password": PASSWORD, "auto_accept": true, "keepalive_interval_secs": 2}),
+    )
+    .await;
+    let sipp = Sipp::start(
+        &gw,
+        &SippRun {
+            transport,
+            keepalives: 12,
+            keepalive_ms: 1000,
+            ..Default::default()
+        },
+    );
+    let (dev, _) = wait_device(&gw, DEVICE, "online", Duration::from_secs(10), |d| {
+        d["online"] == true
+    })
+    .await;
+    assert_eq!(dev["gb_version"], "3.0", "{dev}");
+    assert_eq!(
+        dev["transport"],
+        if transport == "t1" { "tcp" } else { "udp" }
+    );
+
+    // The catalog arrives in two MESSAGEs (SumNum 4, one duplicate), GB2312.
+    let (dev, _) = wait_device(
+        &gw,
+        DEVICE,
+        "catalog-synced",
+        Duration::from_secs(10),
+        |d| !d["catalog_synced_at"].is_null() && d["manufacturer"] == "camgate-sipp",
+    )
+    .await;
+    assert_eq!(dev["charset_detected"], "gb18030", "{dev}");
+    assert_eq!(dev["model"], "SIPP-NVR");
+    let ch = channels(&gw, DEVICE).await;
+    assert_eq!(ch.len(), 4, "{ch:?}");
+    let by_id = |id: &str| ch.iter().find(|c| c["id"] == id).cloned().unwrap();
+    let bg = by_id("34020000002150000001");
+    assert_eq!(bg["kind"], "business_group");
+    assert_eq!(bg["name"], "业务分组");
+    assert_eq!(
+        by_id("34020000002160000001")["kind"],
+        "virtual_organization"
+    );
+    assert_eq!(by_id("34020000002160000001")["name"], "虚拟组织");
+    let c1 = by_id("34020000001320000001");
+    assert_eq!(c1["kind"], "camera");
+    assert_eq!(c1["name"], "测试通道01");
+    assert_eq!(c1["parent_id"], "34020000002160000001");
+    assert_eq!(c1["parent_ids"], json!([PLATFORM, "34020000002160000001"]));
+    assert_eq!(c1["ptz_type"], 1);
+    assert_eq!(by_id("34020000001320000002")["name"], "测试通道02");
+
+    // The catalog subscription's NOTIFY turns channel 2 off.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ch = channels(&gw, DEVICE).await;
+        let c2 = ch
+            .iter()
+            .find(|c| c["id"] == "34020000001320000002")
+            .unwrap();
+        if c2["online"] == false {
+            assert_eq!(c2["status"], "OFF");
+            assert_eq!(c2["name"], "测试通道02", "a status event keeps the rest");
+            break;
+        }
+        assert!(Instant::now() < deadline, "NOTIFY not applied: {c2}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(device(&gw, DEVICE).await["catalog_subscribed"] == true);
+
+    // On-demand queries, answered by the device.
+    let (status, info) = gw
+        .api(Method::GET, &format!("/api/v1/devices/{DEVICE}/info"), None)
+        .await;
+    assert_eq!(status, 200, "{info}");
+    assert_eq!(info["manufacturer"], "camgate-sipp");
+    assert_eq!(info["channel"], 2);
+    let (status, st) = gw
+        .api(
+            Method::GET,
+            &format!("/api/v1/devices/{DEVICE}/status"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{st}");
+    assert_eq!(st["online"], "ONLINE");
+    let (status, summary) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/devices/{DEVICE}/catalog/refresh"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["items"], 4);
+    assert_eq!(summary["complete"], true);
+    assert_eq!(summary["messages"], 2);
+
+    // Keepalives kept it online all along; then it unregisters.
+    let (ok, errors) = sipp.wait(Duration::from_secs(60));
+    assert!(ok, "sipp calls failed:\n{errors}");
+    let dev = device(&gw, DEVICE).await;
+    assert_eq!(dev["online"], false, "{dev}");
+    assert_eq!(dev["registered"], false);
+    let ev = events(&gw, &format!("device_id={DEVICE}")).await;
+    let kinds: Vec<&str> = ev.iter().filter_map(|e| e["kind"].as_str()).collect();
+    for k in [
+        "device_online",
+        "catalog_synced",
+        "catalog_event",
+        "device_offline",
+    ] {
+        assert!(kinds.contains(&k), "no {k} event in {kinds:?}");
+    }
+    assert!(
+        ev.iter()
+            .any(|e| e["message"].as_str().unwrap_or("").contains("unregistered")),
+        "{ev:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_lifecycle_over_udp() {
+    device_lifecycle("u1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_lifecycle_over_tcp() {
+    device_lifecycle("t1").await;
+}
+
+/// Challenges without `qop`: devices answer MD5(HA1:nonce:HA2).
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_without_qop_over_udp_and_tcp() {
+    let gw = gateway(false);
+    sip_settings(&gw, json!({"password": PASSWORD, "auto_accept": true})).await;
+    for transport in ["u1", "t1"] {
+        let sipp = Sipp::start(
+            &gw,
+            &SippRun {
+                transport,
+                with_ooc: false,
+                ..Default::default()
+            },
+        );
+        let (ok, errors) = sipp.wait(Duration::from_secs(30));
+        assert!(ok, "{transport}: {errors}");
+    }
+    assert!(
+        gw.logs.contains("device registered"),
+        "{}",
+        gw.logs.all().join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_is_403_and_repeats_are_rate_limited() {
+    let gw = gateway(true);
+    sip_settings(&gw, json!({"password": PASSWORD, "auto_accept": true})).await;
+    for transport in ["u1", "t1"] {
+        let sipp = Sipp::start(
+            &gw,
+            &SippRun {
+                scenario: "device_wrong_password.xml",
+                transport,
+                devices: vec![(DEVICE.into(), "wrong-password".into())],
+                with_ooc: false,
+                ..Default::default()
+            },
+        );
+        let (ok, errors) = sipp.wait(Duration::from_secs(30));
+        assert!(ok, "{transport}: expected 403: {errors}");
+    }
+    let ev = events(&gw, "kind=auth_failed").await;
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(
+        ev[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wrong password")
+    );
+    // Three more failures from this address (5 in a minute) and even the
+    // right password is refused for a while.
+    for _ in 0..3 {
+        let sipp = Sipp::start(
+            &gw,
+            &SippRun {
+                scenario: "device_wrong_password.xml",
+                devices: vec![(DEVICE.into(), "wrong-password".into())],
+                with_ooc: false,
+                ..Default::default()
+            },
+        );
+        assert!(sipp.wait(Duration::from_secs(30)).0);
+    }
+    let sipp = Sipp::start(
+        &gw,
+        &SippRun {
+            with_ooc: false,
+            ..Default::default()
+        },
+    );
+    let (ok, report) = sipp.wait(Duration::from_secs(30));
+    assert!(!ok, "a blocked address registered");
+    assert!(report.contains("SIP/2.0 403"), "{report}");
+    assert!(gw.logs.contains("failed registrations from 127.0.0.1"));
+    let (status, _) = gw
+        .api(Method::GET, &format!("/api/v1/devices/{DEVICE}"), None)
+        .await;
+    assert_eq!(status, 404, "a refused device is not created");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_devices_need_auto_accept_or_an_admin() {
+    let gw = gateway(true);
+    let run = SippRun {
+        with_ooc: false,
+        ..Default::default()
+    };
+    // No password anywhere yet: nobody registers.
+    let (ok, _) = Sipp::start(&gw, &run).wait(Duration::from_secs(30));
+    assert!(!ok, "registered without any password");
+    // A default password, but auto-accept is off: unknown devices are refused.
+    sip_settings(&gw, json!({"password": PASSWORD})).await;
+    let (ok, _) = Sipp::start(&gw, &run).wait(Duration::from_secs(30));
+    assert!(!ok, "unknown device registered with auto-accept off");
+    assert!(gw.logs.contains("unknown device and auto-accept is off"));
+    // An admin adds the device with its own password: it registers with that.
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            "/api/v1/devices",
+            Some(json!({"id": DEVICE, "name": "gate NVR", "password": "own-secret"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["has_password"], true);
+    assert!(body.get("ha1").is_none());
+    let (ok, _) = Sipp::start(&gw, &run).wait(Duration::from_secs(30));
+    assert!(
+        !ok,
+        "the default password must not work for a device with its own"
+    );
+    let own = SippRun {
+        devices: vec![(DEVICE.into(), "own-secret".into())],
+        ..run.clone()
+    };
+    let (ok, errors) = Sipp::start(&gw, &own).wait(Duration::from_secs(30));
+    assert!(ok, "{errors}");
+    // The stored credential is a hash, not the password.
+    let db = std::fs::read(gw.dir.path().join("data/camgate.db")).unwrap();
+    assert!(!db.windows(10).any(|w| w == b"own-secret"));
+    // Listing, filters, patch and delete.
+    let (_, list) = gw
+        .api(
+            Method::GET,
+            "/api/v1/devices?keyword=gate&page=1&page_size=10",
+            None,
+        )
+        .await;
+    assert_eq!(list["total"], 1, "{list}");
+    assert_eq!(list["items"][0]["name"], "gate NVR");
+    let (_, list) = gw
+        .api(Method::GET, "/api/v1/devices?online=true", None)
+        .await;
+    assert_eq!(
+        list["total"], 0,
+        "unregistered at the end of the run: {list}"
+    );
+    let (status, body) = gw
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/devices/{DEVICE}"),
+            Some(json!({"charset": "gb2312", "name": "gate", "password": null})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["charset_override"], "gb18030");
+    assert_eq!(body["has_password"], false);
+    let (status, body) = gw
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/devices/{DEVICE}"),
+            Some(json!({"charset": "latin1"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["field"], "charset");
+    let (status, _) = gw
+        .api(Method::DELETE, &format!("/api/v1/devices/{DEVICE}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = gw
+        .api(Method::GET, &format!("/api/v1/devices/{DEVICE}"), None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+/// Keepalives keep a device online; silence makes it offline after
+/// interval × count; a MESSAGE from an unregistered device gets 404.
+#[tokio::test(flavor = "multi_thread")]
+async fn keepalive_silence_makes_a_device_offline_at_the_configured_time() {
+    let gw = gateway(true);
+    // Offline after 2 s × 2 = 4 s without a keepalive.
+    sip_settings(
+        &gw,
+        json!({"password": PASSWORD, "auto_accept": true,
+               "keepalive_interval_secs": 2, "keepalive_timeout_count": 2}),
+    )
+    .await;
+    let sipp = Sipp::start(
+        &gw,
+        &SippRun {
+            keepalives: 6,
+            keepalive_ms: 1000,
+            unregister: false,
+            with_ooc: false,
+            ..Default::default()
+        },
+    );
+    wait_device(&gw, DEVICE, "online", Duration::from_secs(10), |d| {
+        d["online"] == true
+    })
+    .await;
+    // Online throughout the keepalives (6 s, longer than the 4 s limit).
+    let (ok, errors) = sipp.wait(Duration::from_secs(30));
+    let last_keepalive = Instant::now();
+    assert!(ok, "{errors}");
+    assert_eq!(device(&gw, DEVICE).await["online"], true);
+    let (dev, offline_at) = wait_device(&gw, DEVICE, "offline", Duration::from_secs(15), |d| {
+        d["online"] == false
+    })
+    .await;
+    let silence = offline_at.duration_since(last_keepalive);
+    assert!(
+        silence >= Duration::from_secs(3),
+        "offline after only {silence:?} of silence: {dev}"
+    );
+    assert!(
+        silence <= Duration::from_secs(7),
+        "offline only after {silence:?} of silence: {dev}"
+    );
+    let ev = events(&gw, "kind=device_offline").await;
+    assert!(
+        ev[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no keepalive for 4 s"),
+        "{ev:?}"
+    );
+
+    // Still registered: a keepalive brings it back. Then an unregistered
+    // device's keepalive gets 404.
+    let reply = send_keepalive(gw.sip, DEVICE);
+    assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
+    assert_eq!(device(&gw, DEVICE).await["online"], true);
+    let reply = send_keepalive(gw.sip, "34020000001320000099");
+    assert!(reply.starts_with("SIP/2.0 404"), "{reply}");
+}
+
+fn keepalive_message(device: &str, branch: &str, body: &str) -> Vec<u8> {
+    format!(
+        "MESSAGE sip:{PLATFORM}@{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;rport;branch=z9hG4bK{branch}\r\nFrom: <sip:{device}@{DOMAIN}>;tag=1\r\nTo: <sip:{PLATFORM}@{DOMAIN}>\r\nCall-ID: {branch}@test\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Type: Application/MANSCDP+xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn keepalive_body(device: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Keepalive</CmdType>\r\n<SN>1</SN>\r\n<DeviceID>{device}</DeviceID>\r\n<Status>OK</Status>\r\n</Notify>\r\n"
+    )
+}
+
+/// Sends one datagram and returns the answer's text ("" if none in 2 s).
+fn udp_exchange(sip: SocketAddr, bytes: &[u8]) -> String {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.send_to(bytes, sip).unwrap();
+    let mut buf = [0u8; 65_535];
+    match s.recv_from(&mut buf) {
+        Ok((n, _)) => String::from_utf8_lossy(&buf[..n]).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+fn send_keepalive(sip: SocketAddr, device: &str) -> String {
+    let branch = format!("ka{}", std::process::id() ^ rand_u32());
+    udp_exchange(
+        sip,
+        &keepalive_message(device, &branch, &keepalive_body(device)),
+    )
+}
+
+fn rand_u32() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
+/// 100 devices register and keep alive at once (sipp `-r 50`); all are
+/// online together, none is lost, and all unregister.
+#[tokio::test(flavor = "multi_thread")]
+async fn hundred_devices_register_and_keep_alive() {
+    let gw = gateway(true);
+    sip_settings(
+        &gw,
+        json!({"password": PASSWORD, "auto_accept": true, "keepalive_interval_secs": 2}),
+    )
+    .await;
+    let devices: Vec<(String, String)> = (1..=100)
+        .map(|i| (format!("340200000013200{i:05}"), PASSWORD.to_owned()))
+        .collect();
+    let sipp = Sipp::start(
+        &gw,
+        &SippRun {
+            devices: devices.clone(),
+            keepalives: 8,
+            keepalive_ms: 1000,
+            rate: 50,
+            ..Default::default()
+        },
+    );
+    let started = Instant::now();
+    let mut best = 0;
+    loop {
+        let (_, list) = gw
+            .api(
+                Method::GET,
+                "/api/v1/devices?online=true&page_size=500",
+                None,
+            )
+            .await;
+        let online = list["total"].as_u64().unwrap_or(0);
+        best = best.max(online);
+        if online == 100 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "only {best} of 100 devices online at once"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (ok, errors) = sipp.wait(Duration::from_secs(90));
+    assert!(ok, "sipp calls failed:\n{errors}");
+    let (_, list) = gw
+        .api(Method::GET, "/api/v1/devices?page_size=500", None)
+        .await;
+    assert_eq!(list["total"], 100);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["online"] == false && !d["catalog_synced_at"].is_null()),
+        "every device synced its catalog and unregistered: {list}"
+    );
+}
+
+/// Hostile SIP: every bad message is answered with an error or dropped with a
+/// log line; the process stays up and a registered device is unaffected.
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_sip_is_refused_and_others_are_unaffected() {
+    let gw = gateway(true);
+    sip_settings(
+        &gw,
+        json!({"password": PASSWORD, "auto_accept": true, "keepalive_interval_secs": 2}),
+    )
+    .await;
+    let sipp = Sipp::start(
+        &gw,
+        &SippRun {
+            keepalives: 15,
+            keepalive_ms: 1000,
+            ..Default::default()
+        },
+    );
+    wait_device(&gw, DEVICE, "online", Duration::from_secs(10), |d| {
+        d["online"] == true
+    })
+    .await;
+    let good = keepalive_message(DEVICE, "good1", &keepalive_body(DEVICE));
+
+    // Truncated: fewer body bytes than Content-Length says → dropped.
+    assert_eq!(udp_exchange(gw.sip, &good[..good.len() - 20]), "");
+    gw.logs.wait_for(
+        "log of the truncated datagram",
+        Duration::from_secs(5),
+        |l| l.contains("dropping malformed SIP datagram"),
+    );
+    // Content-Length far beyond the datagram / the body limit → dropped.
+    let huge = String::from_utf8(good.clone())
+        .unwrap()
+        .replace("Content-Length: ", "Content-Length: 99999999");
+    assert_eq!(udp_exchange(gw.sip, huge.as_bytes()), "");
+    // Bad headers: no Via branch, garbage start line, header without colon.
+    assert_eq!(
+        udp_exchange(
+            gw.sip,
+            b"MESSAGE sip:x SIP/2.0\r\nFrom: <sip:1@d>\r\nContent-Length: 0\r\n\r\n"
+        ),
+        ""
+    );
+    assert_eq!(udp_exchange(gw.sip, b"\x00\x01\x02 HELLO\r\n\r\n"), "");
+    assert_eq!(
+        udp_exchange(
+            gw.sip,
+            b"MESSAGE sip:x SIP/2.0\r\nthis is not a header\r\nContent-Length: 0\r\n\r\n"
+        ),
+        ""
+    );
+    // Invalid XML from the registered device → 400.
+    let bad_xml = keepalive_message(
+        DEVICE,
+        "badxml",
+        "<Notify><CmdType>Keepalive</CmdType><SN>1</SN>",
+    );
+    let reply = udp_exchange(gw.sip, &bad_xml);
+    assert!(reply.starts_with("SIP/2.0 400"), "{reply}");
+    // XML bomb → 400, at once.
+    let bomb = "<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">]><Notify><CmdType>&lol2;</CmdType><SN>1</SN><DeviceID>x</DeviceID></Notify>";
+    let reply = udp_exchange(gw.sip, &keepalive_message(DEVICE, "bomb", bomb));
+    assert!(reply.starts_with("SIP/2.0 400"), "{reply}");
+    // TCP: garbage closes that connection only.
+    {
+        use std::io::{Read, Write};
+        let mut tcp = TcpStream::connect(gw.sip).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        tcp.write_all(b"MESSAGE sip:x SIP/2.0\r\nContent-Length: -5\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = tcp.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "connection closed after garbage");
+        let mut tcp = TcpStream::connect(gw.sip).unwrap();
+        tcp.write_all(&"X".repeat(70_000).into_bytes()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = tcp.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "connection closed after an endless header");
+    }
+    let ev = events(&gw, "kind=protocol_error").await;
+    assert_eq!(ev.len(), 2, "{ev:?}");
+
+    // The real device carried on.
+    let (ok, errors) = sipp.wait(Duration::from_secs(60));
+    assert!(ok, "device disturbed by the garbage:\n{errors}");
+    let (status, health) = gw.get("/api/v1/health", None).await;
+    assert_eq!(status, 200, "{health}");
+}
