@@ -247,9 +247,9 @@ impl Config {
                 "sip query_timeout_secs and catalog_timeout_secs must be at least 1".into(),
             ));
         }
-        if self.gb.subscribe_expires < 60 {
+        if self.gb.subscribe_expires < 10 {
             return Err(ConfigError::Invalid(
-                "sip subscribe_expires_secs must be at least 60".into(),
+                "sip subscribe_expires_secs must be at least 10".into(),
             ));
         }
         if self.rtsp_backoff_min.is_zero() || self.rtsp_backoff_max < self.rtsp_backoff_min {

@@ -1254,6 +1254,9 @@ impl Platform {
         let granted = msg::header_value(&resp.headers, "Expires")
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(expires)
+            // RFC 6665 §4.2.1.1: a notifier may shorten the period, never
+            // lengthen it; some devices answer a fixed value.
+            .min(expires)
             .max(10);
         let to_tag = msg::header_value(&resp.headers, "To")
             .and_then(|t| msg::param(&t, "tag").map(str::to_owned))
@@ -1272,7 +1275,12 @@ impl Platform {
                 refresh_at,
             },
         );
-        tracing::info!(device_id, expires = granted, "catalog subscription active");
+        tracing::info!(
+            device_id,
+            expires = granted,
+            refresh = cseq > 1,
+            "catalog subscription active"
+        );
         Ok(())
     }
 

@@ -102,6 +102,9 @@ impl Sipp {
             .args(["-r", &run.rate.to_string()])
             .args(["-l", &run.devices.len().to_string()])
             .args(["-nostdin", "-trace_err", "-trace_msg"])
+            // No BYE for aborted calls; forget ended calls after 1 s, so an
+            // in-dialog SUBSCRIBE refresh reaches the out-of-call scenario.
+            .args(["-default_behaviors", "all,-bye", "-deadcall_wait", "1000"])
             .args(["-timeout", "120s", "-timeout_error"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -230,7 +233,7 @@ async fn events(gw: &Gateway, query: &str) -> Vec<Value> {
 fn gateway(qop: bool) -> Gateway {
     Gateway::start(GatewayOptions {
         config_toml: format!(
-            "[sip]\ndigest_qop = {qop}\ncatalog_timeout_secs = 5\nquery_timeout_secs = 5\n"
+            "[sip]\ndigest_qop = {qop}\ncatalog_timeout_secs = 5\nquery_timeout_secs = 5\nsubscribe_expires_secs = 10\n"
         ),
         ..Default::default()
     })
@@ -340,6 +343,11 @@ async fn device_lifecycle(transport: &str) {
     assert_eq!(summary["items"], 4);
     assert_eq!(summary["complete"], true);
     assert_eq!(summary["messages"], 2);
+
+    // The subscription (10 s) is refreshed in its dialog before it expires.
+    gw.logs.wait_for("a subscription refresh", Duration::from_secs(15), |l| {
+        l.contains("catalog subscription active") && l.contains("refresh=true")
+    });
 
     // Keepalives kept it online all along; then it unregisters.
     let (ok, errors) = sipp.wait(Duration::from_secs(60));
@@ -792,4 +800,286 @@ async fn malformed_sip_is_refused_and_others_are_unaffected() {
     assert!(ok, "device disturbed by the garbage:\n{errors}");
     let (status, health) = gw.get("/api/v1/health", None).await;
     assert_eq!(status, 200, "{health}");
+}
+
+/// A device written by hand on a UDP socket, for the paths sipp cannot
+/// easily take: a device that never answers a query, alarms, positions.
+struct RawDevice {
+    socket: UdpSocket,
+    sip: SocketAddr,
+    id: String,
+    /// Requests the platform sent (each answered 200, SUBSCRIBE 489).
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    responses: std::sync::mpsc::Receiver<String>,
+    cseq: std::sync::atomic::AtomicU32,
+}
+
+impl RawDevice {
+    fn start(sip: SocketAddr, id: &str) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let reader = socket.try_clone().unwrap();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, responses) = std::sync::mpsc::channel();
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65_535];
+            while let Ok((n, from)) = reader.recv_from(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if text.starts_with("SIP/2.0") {
+                    if tx.send(text).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let code = if text.starts_with("SUBSCRIBE") {
+                    "489 Bad Event"
+                } else {
+                    "200 OK"
+                };
+                let mut resp = format!("SIP/2.0 {code}\r\n");
+                for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                    if let Some(l) = text.lines().find(|l| l.starts_with(&format!("{h}:"))) {
+                        resp.push_str(l);
+                        if h == "To" {
+                            resp.push_str(";tag=dev1");
+                        }
+                        resp.push_str("\r\n");
+                    }
+                }
+                resp.push_str("Content-Length: 0\r\n\r\n");
+                let _ = reader.send_to(resp.as_bytes(), from);
+                seen.lock().unwrap().push(text);
+            }
+        });
+        Self {
+            socket,
+            sip,
+            id: id.to_owned(),
+            requests,
+            responses,
+            cseq: std::sync::atomic::AtomicU32::new(1),
+        }
+    }
+
+    fn local(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    fn send(&self, method: &str, extra: &str, body: &[u8]) -> String {
+        let cseq = self.cseq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (id, local) = (&self.id, self.local());
+        let uri = format!("sip:{PLATFORM}@{DOMAIN}");
+        let (from_to, ct) = if method == "REGISTER" {
+            (
+                format!("From: <sip:{id}@{DOMAIN}>;tag=r1\r\nTo: <sip:{id}@{DOMAIN}>\r\n"),
+                "",
+            )
+        } else {
+            (
+                format!(
+                    "From: <sip:{id}@{DOMAIN}>;tag=m{cseq}\r\nTo: <sip:{PLATFORM}@{DOMAIN}>\r\n"
+                ),
+                "Content-Type: Application/MANSCDP+xml\r\n",
+            )
+        };
+        let mut msg = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {local};rport;branch=z9hG4bKraw{cseq}x{}\r\n{from_to}Call-ID: raw{cseq}@{local}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\n{ct}{extra}Content-Length: {}\r\n\r\n",
+            rand_u32(),
+            body.len()
+        )
+        .into_bytes();
+        msg.extend_from_slice(body);
+        self.socket.send_to(&msg, self.sip).unwrap();
+        self.responses
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or_else(|_| panic!("no answer to {method}"))
+    }
+
+    /// REGISTER → 401 → digest without qop → 200; returns the 200.
+    fn register(&self, password: &str, expires: u32) -> String {
+        let extra = format!("Expires: {expires}\r\nX-GB-Ver: 2.0\r\n");
+        let challenge = self.send("REGISTER", &extra, b"");
+        assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
+        assert!(
+            challenge.contains("X-GB-Ver: 2.0"),
+            "version echoed: {challenge}"
+        );
+        let www = challenge
+            .lines()
+            .find(|l| l.starts_with("WWW-Authenticate:"))
+            .unwrap();
+        let nonce = www
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        // Hikvision's habit: the digest uri is sip:<platform>@<domain>.
+        let uri = format!("sip:{PLATFORM}@{DOMAIN}");
+        let ha1 = camgate::sip::digest::ha1(&self.id, DOMAIN, password);
+        let ha2 = camgate::sip::digest::md5_hex(format!("REGISTER:{uri}").as_bytes());
+        let response = camgate::sip::digest::md5_hex(format!("{ha1}:{nonce}:{ha2}").as_bytes());
+        let auth = format!(
+            "{extra}Authorization: Digest username=\"{}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5\r\n",
+            self.id
+        );
+        self.send("REGISTER", &auth, b"")
+    }
+
+    fn wait_request(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(r) = self.requests.lock().unwrap().iter().find(|r| f(r)) {
+                return r.clone();
+            }
+            assert!(Instant::now() < deadline, "no {what} from the platform");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Alarms and positions are stored and answered; a query the device never
+/// answers gives the API a 504; replies go out in the device's charset.
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_positions_and_unanswered_queries() {
+    let gw = Gateway::start(GatewayOptions {
+        config_toml: "[sip]\nquery_timeout_secs = 2\n".into(),
+        ..Default::default()
+    });
+    sip_settings(&gw, json!({"password": PASSWORD, "auto_accept": true})).await;
+    let dev = RawDevice::start(gw.sip, DEVICE);
+    let ok = dev.register(PASSWORD, 3600);
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let date = ok
+        .lines()
+        .find(|l| l.starts_with("Date: "))
+        .expect("Date header");
+    let date = &date[6..];
+    assert_eq!(date.len(), 23, "{date}");
+    assert!(
+        date.as_bytes()[10] == b'T' && date.as_bytes()[19] == b'.',
+        "{date}"
+    );
+    assert!(ok.contains("X-GB-Ver: 2.0"), "{ok}");
+
+    // The platform asks for the catalog; answer it in GB18030.
+    let query = dev.wait_request("catalog query", |r| {
+        r.contains("<CmdType>Catalog</CmdType>")
+    });
+    let sn: String = query
+        .split("<SN>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let catalog = format!(
+        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Response>\r\n<CmdType>Catalog</CmdType>\r\n<SN>{sn}</SN>\r\n<DeviceID>{DEVICE}</DeviceID>\r\n<SumNum>1</SumNum>\r\n<DeviceList Num=\"1\">\r\n<Item>\r\n<DeviceID>34020000001310000001</DeviceID>\r\n<Name>大门 & 停车场</Name>\r\n<Status>ON</Status>\r\n<Parental>0</Parental>\r\n</Item>\r\n</DeviceList>\r\n</Response>\r\n"
+    );
+    let (gb, _, _) = encoding_rs::GB18030.encode(&catalog);
+    let r = dev.send("MESSAGE", "", &gb);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ch = loop {
+        let ch = channels(&gw, DEVICE).await;
+        if !ch.is_empty() {
+            break ch;
+        }
+        assert!(Instant::now() < deadline, "catalog not stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        ch[0]["name"], "大门 & 停车场",
+        "GB18030 and Hikvision's bare & read"
+    );
+
+    // DeviceInfo is taken (200) but never answered: the API says 504.
+    let started = Instant::now();
+    let (status, body) = gw
+        .api(Method::GET, &format!("/api/v1/devices/{DEVICE}/info"), None)
+        .await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "device_timeout");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer the DeviceInfo query"),
+        "{body}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // The query went out in the charset the device uses.
+    let info_query = dev.wait_request("DeviceInfo query", |r| {
+        r.contains("<CmdType>DeviceInfo</CmdType>")
+    });
+    assert!(info_query.contains("encoding=\"GB2312\""), "{info_query}");
+    // An unknown device id is a 404, an offline one a 409.
+    let (status, _) = gw
+        .api(
+            Method::GET,
+            "/api/v1/devices/34020000001320009999/info",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // An alarm: 200, stored as an event, answered with Response/Alarm OK.
+    let alarm = format!(
+        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>34020000001310000001</DeviceID>\r\n<AlarmPriority>1</AlarmPriority>\r\n<AlarmMethod>5</AlarmMethod>\r\n<AlarmTime>2026-11-30T08:00:00</AlarmTime>\r\n<AlarmDescription>后门</AlarmDescription>\r\n<Info><AlarmType>2</AlarmType></Info>\r\n</Notify>\r\n"
+    );
+    let (gb, _, _) = encoding_rs::GB18030.encode(&alarm);
+    let r = dev.send("MESSAGE", "", &gb);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let answer = dev.wait_request("alarm answer", |r| {
+        r.contains("<Response>") && r.contains("<CmdType>Alarm</CmdType>")
+    });
+    assert!(
+        answer.contains("<SN>77</SN>") && answer.contains("<Result>OK</Result>"),
+        "{answer}"
+    );
+    let ev = events(&gw, "kind=alarm").await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["channel_id"], "34020000001310000001");
+    assert_eq!(
+        ev[0]["message"],
+        "video alarm: motion detection (priority 1) — 后门"
+    );
+    assert_eq!(ev[0]["data"]["alarm_method"], 5);
+
+    // A position for the channel.
+    let pos = format!(
+        "<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>78</SN>\r\n<DeviceID>34020000001310000001</DeviceID>\r\n<Time>2026-11-30T08:00:01</Time>\r\n<Longitude>117.2</Longitude>\r\n<Latitude>31.8</Latitude>\r\n<Speed>0</Speed>\r\n<Direction>90</Direction>\r\n<Altitude>20</Altitude>\r\n</Notify>\r\n"
+    );
+    let r = dev.send("MESSAGE", "", pos.as_bytes());
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ch = channels(&gw, DEVICE).await;
+        if ch[0]["position"]["longitude"] == 117.2 {
+            assert_eq!(ch[0]["position"]["direction"], 90.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "position not stored: {ch:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The device turned down the catalog subscription (489): it stays
+    // usable, and says so.
+    assert!(gw.logs.contains("catalog subscription not accepted"));
+    assert_eq!(device(&gw, DEVICE).await["catalog_subscribed"], false);
+
+    // Unregister, then an offline device's query is a 409.
+    let r = dev.register(PASSWORD, 0);
+    assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    let (status, body) = gw
+        .api(
+            Method::GET,
+            &format!("/api/v1/devices/{DEVICE}/status"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "device_offline");
 }
