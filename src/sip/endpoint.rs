@@ -70,6 +70,8 @@ pub struct SipEndpoint {
     layer: Mutex<TransactionLayer>,
     timer_wake: Notify,
     pending: Mutex<HashMap<String, (SocketAddr, Pending)>>,
+    /// INVITEs sent, by branch, to build the ACK for a 3xx–6xx (§17.1.1.3).
+    invites: Mutex<HashMap<String, (Peer, rsip::Request)>>,
     inbound: mpsc::Sender<InboundRequest>,
     config: EndpointConfig,
 }
@@ -105,6 +107,7 @@ impl SipEndpoint {
             layer: Mutex::new(TransactionLayer::new(config.timers)),
             timer_wake: Notify::new(),
             pending: Mutex::default(),
+            invites: Mutex::default(),
             inbound: tx,
             config,
         });
@@ -267,7 +270,7 @@ impl SipEndpoint {
         };
         match msg {
             rsip::SipMessage::Request(request) => self.on_request(request, peer).await,
-            rsip::SipMessage::Response(response) => self.on_response(response),
+            rsip::SipMessage::Response(response) => self.on_response(response).await,
         }
     }
 
@@ -307,13 +310,36 @@ impl SipEndpoint {
         }
     }
 
-    fn on_response(&self, response: rsip::Response) {
+    async fn on_response(&self, response: rsip::Response) {
         let Some(branch) = msg::top_branch(&response.headers) else {
             return;
         };
         let code = response.status_code.code();
-        if lock(&self.layer).on_response(&branch, code, now()) == ResponseVerdict::Absorb {
-            return;
+        let verdict = lock(&self.layer).on_response(&branch, code, now());
+        match verdict {
+            ResponseVerdict::Absorb => return,
+            ResponseVerdict::ResendAck(ack) => {
+                let peer = lock(&self.invites).get(&branch).map(|(p, _)| *p);
+                if let Some(peer) = peer
+                    && let Err(e) = self.send(peer, ack).await
+                {
+                    tracing::debug!(error = %e, "re-sending ACK failed");
+                }
+                return;
+            }
+            ResponseVerdict::DeliverAndAck => {
+                let invite = lock(&self.invites).remove(&branch);
+                if let Some((peer, invite)) = invite {
+                    let ack = msg::finish(rsip::SipMessage::Request(msg::ack_for_failure(
+                        &invite, &response,
+                    )));
+                    lock(&self.layer).set_ack(&branch, ack.clone());
+                    if let Err(e) = self.send(peer, ack).await {
+                        tracing::debug!(error = %e, "sending ACK for a failed INVITE failed");
+                    }
+                }
+            }
+            ResponseVerdict::Deliver => {}
         }
         self.timer_wake.notify_one();
         if code >= 200
@@ -372,8 +398,18 @@ impl SipEndpoint {
         request: rsip::Request,
     ) -> Result<rsip::Response, SipError> {
         let branch = msg::top_branch(&request.headers).ok_or(SipError::NoBranch)?;
+        let is_invite = request.method == rsip::Method::Invite;
+        let kept = is_invite.then(|| request.clone());
         let bytes = msg::finish(rsip::SipMessage::Request(request));
         let (tx, rx) = oneshot::channel();
+        if let Some(request) = kept {
+            let mut invites = lock(&self.invites);
+            // Bounded: entries are removed on failure; successes age out here.
+            if invites.len() > 4096 {
+                invites.clear();
+            }
+            invites.insert(branch.clone(), (peer, request.clone()));
+        }
         lock(&self.pending).insert(branch.clone(), (peer.addr, tx));
         lock(&self.layer).on_send_request(branch.clone(), peer, bytes.clone(), now());
         self.timer_wake.notify_one();
@@ -382,6 +418,20 @@ impl SipEndpoint {
             return Err(e);
         }
         rx.await.unwrap_or(Err(SipError::Stopped))
+    }
+
+    /// Sends the ACK for an INVITE's 2xx (a request of the dialog, §13.2.2.4)
+    /// and remembers it, so a retransmitted 2xx is ACKed again.
+    pub async fn send_ack(
+        &self,
+        invite_branch: &str,
+        peer: Peer,
+        ack: rsip::Request,
+    ) -> Result<(), SipError> {
+        let bytes = msg::finish(rsip::SipMessage::Request(ack));
+        lock(&self.layer).set_ack(invite_branch, bytes.clone());
+        lock(&self.invites).remove(invite_branch);
+        self.send(peer, bytes).await
     }
 
     /// The transport's address for Via/Contact of outgoing requests.

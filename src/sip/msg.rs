@@ -145,6 +145,37 @@ pub fn response(
     }
 }
 
+/// The ACK a client transaction sends for a 3xx–6xx to `invite` (RFC 3261
+/// §17.1.1.3): the INVITE's Request-URI, top Via, From, Call-ID and CSeq
+/// number, the response's To (with its tag).
+pub fn ack_for_failure(invite: &rsip::Request, response: &rsip::Response) -> rsip::Request {
+    let mut headers = rsip::Headers::default();
+    if let Some(via) = header_value(&invite.headers, "Via") {
+        let top = via.split(',').next().unwrap_or("").trim().to_owned();
+        headers.push(rsip::Header::Other("Via".into(), top));
+    }
+    for name in ["From", "Call-ID"] {
+        if let Some(v) = header_value(&invite.headers, name) {
+            headers.push(rsip::Header::Other(name.into(), v));
+        }
+    }
+    if let Some(v) = header_value(&response.headers, "To") {
+        headers.push(rsip::Header::Other("To".into(), v));
+    }
+    let seq = header_value(&invite.headers, "CSeq")
+        .and_then(|c| c.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "1".into());
+    headers.push(rsip::Header::Other("CSeq".into(), format!("{seq} ACK")));
+    headers.push(rsip::Header::Other("Max-Forwards".into(), "70".into()));
+    rsip::Request {
+        method: rsip::Method::Ack,
+        uri: invite.uri.clone(),
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}
+
 /// Serialises a message with exactly one Content-Length equal to its body.
 pub fn finish(mut msg: rsip::SipMessage) -> bytes::Bytes {
     let (headers, len) = match &mut msg {

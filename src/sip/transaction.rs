@@ -1,10 +1,12 @@
-//! SIP transactions, sans-IO (RFC 3261 §17): non-INVITE client transactions
-//! (§17.1.2, timers E/F/K) and non-INVITE server transactions (§17.2.2, timer
-//! J) with de-duplication of retransmitted requests. Time is an input; the
-//! shell calls [`TransactionLayer::handle_timeout`] at
+//! SIP transactions, sans-IO (RFC 3261 §17): client transactions for INVITE
+//! (§17.1.1, timers A/B/D, with RFC 6026's Accepted state) and for other
+//! methods (§17.1.2, timers E/F/K), and non-INVITE server transactions
+//! (§17.2.2, timer J) with de-duplication of retransmitted requests. Time is an
+//! input; the shell calls [`TransactionLayer::handle_timeout`] at
 //! [`TransactionLayer::poll_timeout`].
 //!
-//! INVITE transactions (§17.1.1, §17.2.1) arrive with media sessions.
+//! The platform only sends INVITEs (it never answers one as a lower platform
+//! yet), so there is no INVITE server transaction.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -90,12 +92,18 @@ struct ServerTx {
 
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 enum ClientState {
+    /// "Calling" for INVITE.
     Trying,
     Proceeding,
     Completed,
+    /// INVITE after a 2xx (RFC 6026 §7.2): retransmitted 2xx are re-ACKed.
+    Accepted,
 }
 
 struct ClientTx {
+    invite: bool,
+    /// The ACK to repeat for a retransmitted final response (INVITE only).
+    ack: Option<Bytes>,
     state: ClientState,
     peer: Peer,
     request: Bytes,
@@ -120,6 +128,12 @@ pub enum Action {
 pub enum ResponseVerdict {
     /// The first provisional or final response: hand it to the application.
     Deliver,
+    /// The first 3xx–6xx to an INVITE: hand it over, and send the ACK the
+    /// transaction owes (§17.1.1.3), then register it with
+    /// [`TransactionLayer::set_ack`].
+    DeliverAndAck,
+    /// A retransmitted final response to an INVITE: send this ACK again.
+    ResendAck(Bytes),
     /// A retransmitted final response or one for no transaction: drop it.
     Absorb,
 }
@@ -205,10 +219,13 @@ impl TransactionLayer {
     /// Starts a client transaction for a request sent to `peer`, keyed by its
     /// Via branch.
     pub fn on_send_request(&mut self, branch: String, peer: Peer, request: Bytes, now: Instant) {
+        let invite = request.starts_with(b"INVITE ");
         let t1 = self.timers.t1;
         self.clients.insert(
             branch,
             ClientTx {
+                invite,
+                ack: None,
                 state: ClientState::Trying,
                 peer,
                 request,
@@ -219,11 +236,22 @@ impl TransactionLayer {
         );
     }
 
+    /// The ACK sent for an INVITE's final response (the transaction's own for
+    /// 3xx–6xx, the dialog's for 2xx), repeated when the response is.
+    pub fn set_ack(&mut self, branch: &str, ack: Bytes) {
+        if let Some(tx) = self.clients.get_mut(branch) {
+            tx.ack = Some(ack);
+        }
+    }
+
     /// A response arrived for the client transaction `branch` with status `code`.
     pub fn on_response(&mut self, branch: &str, code: u16, now: Instant) -> ResponseVerdict {
         let Some(tx) = self.clients.get_mut(branch) else {
             return ResponseVerdict::Absorb;
         };
+        if tx.invite {
+            return Self::on_invite_response(self.timers, tx, code, now);
+        }
         match tx.state {
             ClientState::Completed => ResponseVerdict::Absorb,
             _ if code < 200 => {
@@ -252,6 +280,49 @@ impl TransactionLayer {
         }
     }
 
+    /// §17.1.1.2 with RFC 6026: 1xx stops timer A; 2xx → Accepted (64·T1,
+    /// retransmitted 2xx handed back for a new ACK); 3xx–6xx → Completed with
+    /// timer D (32 s on UDP, 0 on TCP), retransmissions re-ACKed.
+    fn on_invite_response(
+        timers: Timers,
+        tx: &mut ClientTx,
+        code: u16,
+        now: Instant,
+    ) -> ResponseVerdict {
+        let resend = |tx: &ClientTx| match &tx.ack {
+            Some(a) => ResponseVerdict::ResendAck(a.clone()),
+            None => ResponseVerdict::Absorb,
+        };
+        match (tx.state, code) {
+            (ClientState::Trying | ClientState::Proceeding, 100..=199) => {
+                tx.state = ClientState::Proceeding;
+                tx.retransmit_at = None;
+                // No timer B once the callee is alive; a bound all the same.
+                tx.deadline = now + Duration::from_secs(180);
+                ResponseVerdict::Deliver
+            }
+            (ClientState::Trying | ClientState::Proceeding, 200..=299) => {
+                tx.state = ClientState::Accepted;
+                tx.retransmit_at = None;
+                tx.deadline = now + 64 * timers.t1;
+                ResponseVerdict::Deliver
+            }
+            (ClientState::Trying | ClientState::Proceeding, _) => {
+                tx.state = ClientState::Completed;
+                tx.retransmit_at = None;
+                tx.deadline = now
+                    + if tx.peer.transport.is_reliable() {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs(32)
+                    };
+                ResponseVerdict::DeliverAndAck
+            }
+            (ClientState::Accepted, 200..=299) | (ClientState::Completed, 300..) => resend(tx),
+            _ => ResponseVerdict::Absorb,
+        }
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         let servers = self
             .servers
@@ -271,7 +342,7 @@ impl TransactionLayer {
         let t2 = self.timers.t2;
         self.clients.retain(|branch, t| {
             if now >= t.deadline {
-                if t.state != ClientState::Completed {
+                if !matches!(t.state, ClientState::Completed | ClientState::Accepted) {
                     actions.push(Action::Timeout {
                         branch: branch.clone(),
                     });
@@ -285,7 +356,10 @@ impl TransactionLayer {
                     peer: t.peer,
                     bytes: t.request.clone(),
                 });
-                if t.state == ClientState::Trying {
+                if t.invite {
+                    // Timer A doubles without the T2 cap (§17.1.1.2).
+                    t.interval *= 2;
+                } else if t.state == ClientState::Trying {
                     t.interval = (t.interval * 2).min(t2);
                 }
                 t.retransmit_at = Some(now + t.interval);
@@ -389,6 +463,66 @@ mod tests {
         l.on_send_request("b".into(), tcp, Bytes::from_static(b"MESSAGE"), t0);
         let acts = run(&mut l, t0, Duration::from_secs(60));
         assert_eq!(acts, vec![(32_000, Action::Timeout { branch: "b".into() })]);
+    }
+
+    #[test]
+    fn invite_retransmits_on_timer_a_and_times_out_on_b() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(Timers::default());
+        l.on_send_request("i".into(), udp(), Bytes::from_static(b"INVITE sip:x"), t0);
+        let acts = run(&mut l, t0, Duration::from_secs(40));
+        let sends: Vec<u128> = acts
+            .iter()
+            .filter(|(_, a)| matches!(a, Action::Transmit { .. }))
+            .map(|(t, _)| *t)
+            .collect();
+        // 0.5, 1.5, 3.5, 7.5, 15.5, 31.5 s: doubling, no T2 cap; B = 32 s.
+        assert_eq!(sends, vec![500, 1500, 3500, 7500, 15_500, 31_500]);
+        assert!(
+            acts.iter()
+                .any(|(t, a)| *t == 32_000 && matches!(a, Action::Timeout { .. }))
+        );
+    }
+
+    #[test]
+    fn invite_provisional_stops_retransmission_and_final_responses_are_acked() {
+        let t0 = Instant::now();
+        let mut l = TransactionLayer::new(Timers::default());
+        l.on_send_request("i".into(), udp(), Bytes::from_static(b"INVITE sip:x"), t0);
+        assert_eq!(l.on_response("i", 100, t0), ResponseVerdict::Deliver);
+        let t = t0 + Duration::from_secs(5);
+        assert!(
+            run(&mut l, t0, Duration::from_secs(5)).is_empty(),
+            "no retransmission after 1xx"
+        );
+        // A 2xx: delivered once; its retransmissions are re-ACKed with the
+        // dialog's ACK.
+        assert_eq!(l.on_response("i", 200, t), ResponseVerdict::Deliver);
+        assert_eq!(
+            l.on_response("i", 200, t),
+            ResponseVerdict::Absorb,
+            "no ACK registered yet"
+        );
+        l.set_ack("i", Bytes::from_static(b"ACK"));
+        assert_eq!(
+            l.on_response("i", 200, t),
+            ResponseVerdict::ResendAck(Bytes::from_static(b"ACK"))
+        );
+        l.handle_timeout(t + Duration::from_secs(32));
+        assert!(l.is_empty(), "Accepted ends after 64*T1");
+
+        // A 486: delivered with an ACK to send; retransmissions re-ACKed
+        // until timer D; no timeout reported.
+        l.on_send_request("j".into(), udp(), Bytes::from_static(b"INVITE sip:y"), t0);
+        assert_eq!(l.on_response("j", 486, t0), ResponseVerdict::DeliverAndAck);
+        l.set_ack("j", Bytes::from_static(b"ACK486"));
+        assert_eq!(
+            l.on_response("j", 486, t0),
+            ResponseVerdict::ResendAck(Bytes::from_static(b"ACK486"))
+        );
+        let acts = run(&mut l, t0, Duration::from_secs(60));
+        assert!(acts.is_empty(), "{acts:?}");
+        assert!(l.is_empty());
     }
 
     #[test]

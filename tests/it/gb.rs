@@ -345,9 +345,10 @@ async fn device_lifecycle(transport: &str) {
     assert_eq!(summary["messages"], 2);
 
     // The subscription (10 s) is refreshed in its dialog before it expires.
-    gw.logs.wait_for("a subscription refresh", Duration::from_secs(15), |l| {
-        l.contains("catalog subscription active") && l.contains("refresh=true")
-    });
+    gw.logs
+        .wait_for("a subscription refresh", Duration::from_secs(15), |l| {
+            l.contains("catalog subscription active") && l.contains("refresh=true")
+        });
 
     // Keepalives kept it online all along; then it unregisters.
     let (ok, errors) = sipp.wait(Duration::from_secs(60));
@@ -552,18 +553,27 @@ async fn unknown_devices_need_auto_accept_or_an_admin() {
 /// Keepalives keep a device online; silence makes it offline after
 /// interval × count; a MESSAGE from an unregistered device gets 404.
 #[tokio::test(flavor = "multi_thread")]
-async fn keepalive_silence_makes_a_device_offline_at_the_configured_time() {
-    let gw = gateway(true);
+async fn keepalive_silence_makes_a_device_offline_at_the_configured_time_udp() {
+    keepalive_silence(&gateway(true), "u1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keepalive_silence_makes_a_device_offline_at_the_configured_time_tcp() {
+    keepalive_silence(&gateway(true), "t1").await;
+}
+
+async fn keepalive_silence(gw: &Gateway, transport: &str) {
     // Offline after 2 s × 2 = 4 s without a keepalive.
     sip_settings(
-        &gw,
+        gw,
         json!({"password": PASSWORD, "auto_accept": true,
                "keepalive_interval_secs": 2, "keepalive_timeout_count": 2}),
     )
     .await;
     let sipp = Sipp::start(
-        &gw,
+        gw,
         &SippRun {
+            transport,
             keepalives: 6,
             keepalive_ms: 1000,
             unregister: false,
@@ -571,7 +581,7 @@ async fn keepalive_silence_makes_a_device_offline_at_the_configured_time() {
             ..Default::default()
         },
     );
-    wait_device(&gw, DEVICE, "online", Duration::from_secs(10), |d| {
+    wait_device(gw, DEVICE, "online", Duration::from_secs(10), |d| {
         d["online"] == true
     })
     .await;
@@ -579,8 +589,8 @@ async fn keepalive_silence_makes_a_device_offline_at_the_configured_time() {
     let (ok, errors) = sipp.wait(Duration::from_secs(30));
     let last_keepalive = Instant::now();
     assert!(ok, "{errors}");
-    assert_eq!(device(&gw, DEVICE).await["online"], true);
-    let (dev, offline_at) = wait_device(&gw, DEVICE, "offline", Duration::from_secs(15), |d| {
+    assert_eq!(device(gw, DEVICE).await["online"], true);
+    let (dev, offline_at) = wait_device(gw, DEVICE, "offline", Duration::from_secs(15), |d| {
         d["online"] == false
     })
     .await;
@@ -593,7 +603,7 @@ async fn keepalive_silence_makes_a_device_offline_at_the_configured_time() {
         silence <= Duration::from_secs(7),
         "offline only after {silence:?} of silence: {dev}"
     );
-    let ev = events(&gw, "kind=device_offline").await;
+    let ev = events(gw, "kind=device_offline").await;
     assert!(
         ev[0]["message"]
             .as_str()
@@ -606,7 +616,7 @@ async fn keepalive_silence_makes_a_device_offline_at_the_configured_time() {
     // device's keepalive gets 404.
     let reply = send_keepalive(gw.sip, DEVICE);
     assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
-    assert_eq!(device(&gw, DEVICE).await["online"], true);
+    assert_eq!(device(gw, DEVICE).await["online"], true);
     let reply = send_keepalive(gw.sip, "34020000001320000099");
     assert!(reply.starts_with("SIP/2.0 404"), "{reply}");
 }
@@ -1026,8 +1036,8 @@ async fn alarms_positions_and_unanswered_queries() {
     assert_eq!(status, 404);
 
     // An alarm: 200, stored as an event, answered with Response/Alarm OK.
-    let alarm = format!(
-        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>34020000001310000001</DeviceID>\r\n<AlarmPriority>1</AlarmPriority>\r\n<AlarmMethod>5</AlarmMethod>\r\n<AlarmTime>2026-11-30T08:00:00</AlarmTime>\r\n<AlarmDescription>后门</AlarmDescription>\r\n<Info><AlarmType>2</AlarmType></Info>\r\n</Notify>\r\n"
+    let alarm = String::from(
+        "<?xml version=\"1.0\" encoding=\"GB2312\"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n<SN>77</SN>\r\n<DeviceID>34020000001310000001</DeviceID>\r\n<AlarmPriority>1</AlarmPriority>\r\n<AlarmMethod>5</AlarmMethod>\r\n<AlarmTime>2026-11-30T08:00:00</AlarmTime>\r\n<AlarmDescription>后门</AlarmDescription>\r\n<Info><AlarmType>2</AlarmType></Info>\r\n</Notify>\r\n",
     );
     let (gb, _, _) = encoding_rs::GB18030.encode(&alarm);
     let r = dev.send("MESSAGE", "", &gb);
@@ -1049,8 +1059,8 @@ async fn alarms_positions_and_unanswered_queries() {
     assert_eq!(ev[0]["data"]["alarm_method"], 5);
 
     // A position for the channel.
-    let pos = format!(
-        "<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>78</SN>\r\n<DeviceID>34020000001310000001</DeviceID>\r\n<Time>2026-11-30T08:00:01</Time>\r\n<Longitude>117.2</Longitude>\r\n<Latitude>31.8</Latitude>\r\n<Speed>0</Speed>\r\n<Direction>90</Direction>\r\n<Altitude>20</Altitude>\r\n</Notify>\r\n"
+    let pos = String::from(
+        "<?xml version=\"1.0\"?>\r\n<Notify>\r\n<CmdType>MobilePosition</CmdType>\r\n<SN>78</SN>\r\n<DeviceID>34020000001310000001</DeviceID>\r\n<Time>2026-11-30T08:00:01</Time>\r\n<Longitude>117.2</Longitude>\r\n<Latitude>31.8</Latitude>\r\n<Speed>0</Speed>\r\n<Direction>90</Direction>\r\n<Altitude>20</Altitude>\r\n</Notify>\r\n",
     );
     let r = dev.send("MESSAGE", "", pos.as_bytes());
     assert!(r.starts_with("SIP/2.0 200"), "{r}");
