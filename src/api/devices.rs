@@ -297,7 +297,12 @@ impl From<GbError> for ApiError {
             GbError::NoAnswer { .. } => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "device_timeout", e.to_string())
             }
-            GbError::Rejected { .. } | GbError::Sip { .. } => {
+            GbError::NoSsrc(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no_capacity",
+                e.to_string(),
+            ),
+            GbError::Rejected { .. } | GbError::Sip { .. } | GbError::BadAnswer { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "device_error", e.to_string())
             }
             GbError::Store(s) => s.into(),

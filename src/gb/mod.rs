@@ -5,6 +5,7 @@
 pub mod alarm;
 pub mod assemble;
 pub mod manscdp;
+pub mod media;
 pub mod platform;
 pub mod registrar;
 

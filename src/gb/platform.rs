@@ -27,6 +27,10 @@ use crate::sip::transaction::{Peer, Transport};
 use crate::sip::{digest, msg};
 use crate::store::{SipSettings, Store, StoreError, db};
 
+#[path = "invite.rs"]
+mod invite;
+pub use invite::{Dialog, InviteRequest};
+
 /// Platform behaviour fixed at start (configuration file / flags).
 #[derive(Clone, Debug)]
 pub struct GbConfig {
@@ -82,6 +86,10 @@ pub enum GbError {
         #[source]
         source: SipError,
     },
+    #[error("no free SSRC for device {0}: too many sessions")]
+    NoSsrc(String),
+    #[error("device {device_id} answered an unusable SDP: {reason}")]
+    BadAnswer { device_id: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -147,6 +155,9 @@ struct Inner {
     syncing: HashSet<String>,
     /// Devices whose keepalive time/address changed since the last flush.
     dirty: HashSet<String>,
+    /// INVITE dialogs by Call-ID: told when the device sends BYE.
+    dialogs: HashMap<String, tokio::sync::watch::Sender<bool>>,
+    ssrcs: super::media::SsrcPool,
 }
 
 pub struct Platform {
@@ -259,6 +270,8 @@ impl Platform {
                 subscriptions: HashMap::new(),
                 syncing: HashSet::new(),
                 dirty: HashSet::new(),
+                dialogs: HashMap::new(),
+                ssrcs: super::media::SsrcPool::new(&realm),
             }),
             config,
             waiters: Mutex::default(),
@@ -282,7 +295,11 @@ impl Platform {
 
     /// Applies new settings (already stored by the caller).
     pub fn set_settings(&self, s: SipSettings) {
-        lock(&self.inner).registrar.set_realm(&s.domain);
+        {
+            let mut inner = lock(&self.inner);
+            inner.registrar.set_realm(&s.domain);
+            inner.ssrcs.set_domain(&s.domain);
+        }
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
@@ -324,12 +341,13 @@ impl Platform {
             "MESSAGE" => self.on_message(&req, false).await,
             "NOTIFY" => self.on_message(&req, true).await,
             "ACK" => {}
+            "BYE" => self.on_bye(&req).await,
             "OPTIONS" => self.reply(&req, 200, &[]).await,
             _ => {
                 self.reply(
                     &req,
                     405,
-                    &[("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK")],
+                    &[("Allow", "REGISTER, MESSAGE, NOTIFY, OPTIONS, ACK, BYE")],
                 )
                 .await
             }
@@ -1064,7 +1082,11 @@ impl Platform {
         for (n, v) in extra {
             push(n, v.clone());
         }
-        if body.is_some() {
+        if body.is_some()
+            && !extra
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("Content-Type"))
+        {
             push("Content-Type", "Application/MANSCDP+xml".into());
         }
         rsip::Request {
