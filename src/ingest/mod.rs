@@ -1,3 +1,4 @@
 //! Inputs: media that comes into the gateway.
 
+pub mod media_server;
 pub mod rtsp;
