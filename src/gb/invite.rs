@@ -59,19 +59,31 @@ impl Dialog {
 }
 
 impl Platform {
-    /// Sends an INVITE and, on 2xx, its ACK. The offered SSRC stays reserved
-    /// until [`Platform::bye`] or [`Platform::release_dialog`].
-    pub async fn invite(self: &Arc<Self>, req: &InviteRequest) -> Result<Dialog, GbError> {
-        let (peer, _) = self.device_target(&req.device_id)?;
-        let ssrc = lock(&self.inner)
+    /// Reserves an SSRC for a session of `kind` (released by
+    /// [`Platform::release_ssrc`], or with the dialog).
+    pub fn allocate_ssrc(&self, kind: SessionKind, device_id: &str) -> Result<String, GbError> {
+        lock(&self.inner)
             .ssrcs
-            .allocate(req.kind)
-            .ok_or_else(|| GbError::NoSsrc(req.device_id.clone()))?;
-        let result = self.invite_with(req, peer, &ssrc).await;
-        if result.is_err()
-            && let Some(v) = media::ssrc_value(&ssrc)
-        {
+            .allocate(kind)
+            .ok_or_else(|| GbError::NoSsrc(device_id.to_owned()))
+    }
+
+    pub fn release_ssrc(&self, ssrc: &str) {
+        if let Some(v) = media::ssrc_value(ssrc) {
             lock(&self.inner).ssrcs.release(v);
+        }
+    }
+
+    /// Sends an INVITE offering `ssrc` (from [`Platform::allocate_ssrc`])
+    /// and, on 2xx, its ACK. On failure the SSRC is released; on success it
+    /// stays reserved until [`Platform::bye`] or [`Platform::release_dialog`].
+    pub async fn invite(self: &Arc<Self>, req: &InviteRequest, ssrc: &str) -> Result<Dialog, GbError> {
+        let result = match self.device_target(&req.device_id) {
+            Ok((peer, _)) => self.invite_with(req, peer, ssrc).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            self.release_ssrc(ssrc);
         }
         result
     }

@@ -1430,6 +1430,33 @@ impl Platform {
         }
     }
 
+    /// Where a registered, online device is.
+    pub fn device_peer(&self, device_id: &str) -> Result<Peer, GbError> {
+        self.device_target(device_id).map(|(p, _)| p)
+    }
+
+    /// The local address that routes to `ip` (or the configured public one).
+    pub fn local_ip_towards(&self, ip: IpAddr) -> IpAddr {
+        self.local_ip_for(ip)
+    }
+
+    /// Whether the device is known and lists `channel_id` in its catalog (or
+    /// is asked for itself: single-channel IPCs are their own channel).
+    pub async fn has_channel(&self, device_id: &str, channel_id: &str) -> Result<bool, GbError> {
+        if !lock(&self.inner).devices.contains_key(device_id) {
+            return Err(GbError::UnknownDevice(device_id.to_owned()));
+        }
+        if device_id == channel_id {
+            return Ok(true);
+        }
+        let (d, c) = (device_id.to_owned(), channel_id.to_owned());
+        Ok(self
+            .store
+            .call(move |conn| db::get_channel(conn, &d, &c))
+            .await?
+            .is_some())
+    }
+
     /// Runtime view of a device for the API: (online, registered, peer).
     pub fn runtime(&self, device_id: &str) -> Option<DeviceRuntime> {
         let now = Instant::now();

@@ -186,6 +186,26 @@ impl MediaServer {
         }
     }
 
+    /// Changes what a route waits for: the SSRC the device answered, or any
+    /// SSRC from `device_ip` when it answered none.
+    pub fn rekey(&self, route: &MediaRoute, ssrc: Option<u32>, device_ip: IpAddr) {
+        let mut routes = lock(&self.routes);
+        routes.by_ssrc.retain(|_, e| e.id != route.id);
+        routes.waiting.retain(|(i, ..)| *i != route.id);
+        match ssrc {
+            Some(s) => {
+                routes.by_ssrc.insert(
+                    s,
+                    RouteEntry {
+                        id: route.id,
+                        tx: route.tx.clone(),
+                    },
+                );
+            }
+            None => routes.waiting.push((route.id, device_ip, route.tx.clone())),
+        }
+    }
+
     fn unroute(&self, id: u64) {
         let mut routes = lock(&self.routes);
         routes.by_ssrc.retain(|_, e| e.id != id);

@@ -34,6 +34,8 @@ pub struct DeviceRecord {
     pub expires: Option<i64>,
     pub last_keepalive: Option<i64>,
     pub catalog_synced_at: Option<i64>,
+    /// RTP must carry the answered SSRC (else any SSRC on the session's route).
+    pub ssrc_check: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -41,7 +43,7 @@ pub struct DeviceRecord {
 const DEVICE_COLUMNS: &str = "id, name, ha1, ha1_realm, charset_override, charset_detected, \
     gb_version, transport, address, contact, user_agent, manufacturer, model, firmware, \
     channel_count, online, registered_at, expires, last_keepalive, catalog_synced_at, \
-    created_at, updated_at";
+    created_at, updated_at, ssrc_check";
 
 fn device_from_row(r: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
     let ha1: Option<String> = r.get(2)?;
@@ -69,6 +71,7 @@ fn device_from_row(r: &Row<'_>) -> rusqlite::Result<DeviceRecord> {
         catalog_synced_at: r.get(19)?,
         created_at: r.get(20)?,
         updated_at: r.get(21)?,
+        ssrc_check: r.get(22)?,
     })
 }
 
@@ -255,6 +258,7 @@ pub struct DeviceUpdate {
     /// (HA1, realm).
     pub credential: Option<Option<(String, String)>>,
     pub charset_override: Option<Option<String>>,
+    pub ssrc_check: Option<bool>,
 }
 
 pub fn update_device(
@@ -274,15 +278,19 @@ pub fn update_device(
     if let Some(c) = &u.charset_override {
         d.charset_override = c.clone();
     }
+    if let Some(c) = u.ssrc_check {
+        d.ssrc_check = c;
+    }
     conn.execute(
         "UPDATE gb_devices SET name = ?2, ha1 = ?3, ha1_realm = ?4, charset_override = ?5,
-             updated_at = ?6 WHERE id = ?1",
+             ssrc_check = ?6, updated_at = ?7 WHERE id = ?1",
         params![
             id,
             d.name,
             d.ha1,
             d.ha1_realm,
             d.charset_override,
+            d.ssrc_check,
             unix_now()
         ],
     )?;
@@ -355,11 +363,14 @@ pub struct ChannelRecord {
     pub position: Option<serde_json::Value>,
     pub position_at: Option<i64>,
     pub updated_at: i64,
+    /// `udp`, `tcp_passive` or `tcp_active`: how live media comes in.
+    pub media_transport: String,
 }
 
 const CHANNEL_COLUMNS: &str = "device_id, id, kind, name, parent_id, parent_ids, \
     business_group_id, civil_code, manufacturer, model, address, ip_address, port, parental, \
-    status, online, ptz_type, longitude, latitude, item, position, position_at, updated_at";
+    status, online, ptz_type, longitude, latitude, item, position, position_at, updated_at, \
+    media_transport";
 
 fn channel_from_row(r: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
     let parent_ids: Option<String> = r.get(5)?;
@@ -394,6 +405,7 @@ fn channel_from_row(r: &Row<'_>) -> rusqlite::Result<ChannelRecord> {
         position: position.and_then(|p| serde_json::from_str(&p).ok()),
         position_at: r.get(21)?,
         updated_at: r.get(22)?,
+        media_transport: r.get(23)?,
     })
 }
 
@@ -567,6 +579,19 @@ pub fn set_position(
     Ok(conn.execute(
         "UPDATE gb_channels SET position = ?3, position_at = ?4 WHERE device_id = ?1 AND id = ?2",
         params![device_id, channel_id, position.to_string(), now],
+    )? > 0)
+}
+
+/// Sets how a channel's live media comes in. False if no such channel.
+pub fn set_channel_transport(
+    conn: &Connection,
+    device_id: &str,
+    id: &str,
+    transport: &str,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE gb_channels SET media_transport = ?3 WHERE device_id = ?1 AND id = ?2",
+        params![device_id, id, transport],
     )? > 0)
 }
 

@@ -27,6 +27,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0001_sources_settings.sql"),
     include_str!("../../migrations/0002_api_tokens.sql"),
     include_str!("../../migrations/0003_gb28181.sql"),
+    include_str!("../../migrations/0004_gb_media.sql"),
 ];
 
 pub fn migrations() -> Migrations<'static> {

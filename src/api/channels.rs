@@ -1,0 +1,157 @@
+//! `/api/v1/channels/{deviceId}/{channelId}`: a GB28181 channel's settings and
+//! its live stream (`{deviceId}_{channelId}` in the hub).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiJson, AppState, Caller, StreamUrls, stream_urls};
+use crate::egress::wait_for_media;
+use crate::gb::live::{LiveError, SessionInfo, stream_id};
+use crate::gb::media::MediaTransport;
+use crate::store::{TokenRole, db};
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PlayRequest {
+    /// `udp`, `tcp_passive` or `tcp_active`; default: the channel's setting.
+    pub transport: Option<String>,
+}
+
+#[derive(Serialize, Debug)]
+pub struct PlayResponse {
+    pub stream: String,
+    pub urls: StreamUrls,
+    pub session: Option<SessionInfo>,
+}
+
+impl From<LiveError> for ApiError {
+    fn from(e: LiveError) -> Self {
+        match e {
+            LiveError::UnknownChannel { .. } => ApiError::not_found(e.to_string()),
+            LiveError::Gb(g) => g.into(),
+            LiveError::Hub(..) => ApiError::internal(&e),
+        }
+    }
+}
+
+fn parse_transport(s: &str) -> Result<MediaTransport, ApiError> {
+    MediaTransport::parse(s).ok_or_else(|| {
+        ApiError::invalid_field(
+            "transport",
+            "transport must be udp, tcp_passive or tcp_active",
+        )
+    })
+}
+
+async fn channel_transport(
+    app: &AppState,
+    device_id: &str,
+    channel_id: &str,
+) -> Result<MediaTransport, ApiError> {
+    let (d, c) = (device_id.to_owned(), channel_id.to_owned());
+    let ch = app.store.call(move |conn| db::get_channel(conn, &d, &c)).await?;
+    Ok(ch
+        .and_then(|c| MediaTransport::parse(&c.media_transport))
+        .unwrap_or_default())
+}
+
+/// Starts the channel's live stream (INVITE) and waits for its first frame,
+/// then returns where to watch it. The stream then lives on demand: it stops
+/// a grace period after its last viewer.
+pub async fn play(
+    State(app): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path((device_id, channel_id)): Path<(String, String)>,
+    body: Option<ApiJson<PlayRequest>>,
+) -> Result<Json<PlayResponse>, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    let transport = match body.and_then(|b| b.0.transport) {
+        Some(t) => parse_transport(&t)?,
+        None => channel_transport(&app, &device_id, &channel_id).await?,
+    };
+    let stream = app.gb_live.ensure(&device_id, &channel_id, transport).await?;
+    // Hold the stream as a viewer until media flows, so it starts now.
+    let viewer = stream.add_viewer();
+    let mut rx = stream.subscribe();
+    let timeout = app.start_timeout();
+    let started = wait_for_media(&stream, &mut rx, timeout).await;
+    drop(viewer);
+    let id = stream_id(&device_id, &channel_id);
+    if let Err(e) = started {
+        return Err(match e {
+            crate::egress::StartError::Timeout { .. } => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "source_timeout", e.to_string())
+            }
+            crate::egress::StartError::SourceFailed { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "source_failed", e.to_string())
+            }
+            crate::egress::StartError::Ended { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "stream_ended",
+                e.to_string(),
+            ),
+        });
+    }
+    Ok(Json(PlayResponse {
+        urls: stream_urls(&headers, app.config.http_listen, &id),
+        session: app.gb_live.session_info(&id),
+        stream: id,
+    }))
+}
+
+/// Stops the channel's live stream now (BYE), whoever watches.
+pub async fn stop(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    let id = stream_id(&device_id, &channel_id);
+    if app.gb_live.stop(&id) {
+        // Give the BYE a moment so the caller sees the session gone.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("no live stream {id}")))
+    }
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelPatch {
+    /// `udp`, `tcp_passive` or `tcp_active`.
+    pub transport: Option<String>,
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ChannelPatch>,
+) -> Result<Json<db::ChannelRecord>, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    let (d, c) = (device_id.clone(), channel_id.clone());
+    if let Some(t) = &body.transport {
+        let t = parse_transport(t)?.as_str();
+        let (d, c) = (d.clone(), c.clone());
+        if !app
+            .store
+            .call(move |conn| db::set_channel_transport(conn, &d, &c, t))
+            .await?
+        {
+            return Err(ApiError::not_found(format!(
+                "no channel {channel_id} on device {device_id}"
+            )));
+        }
+    }
+    app.store
+        .call(move |conn| db::get_channel(conn, &d, &c))
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no channel {channel_id} on device {device_id}")))
+}

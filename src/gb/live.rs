@@ -1,0 +1,507 @@
+//! Live GB28181 streams: `{deviceId}_{channelId}` in the hub, started by the
+//! first viewer (one INVITE however many viewers arrive at once), stopped with
+//! BYE when the last one has gone and the grace period passed.
+//!
+//! Per session: SSRC reserved and media route registered before the INVITE
+//! (media may arrive right after the ACK), the answered SDP adopted (its SSRC,
+//! or any SSRC when it answered none), then RTP → (UDP: reorder buffer | TCP:
+//! RFC 4571 framer) → frame-boundary tracker → PS demuxer → publisher. A frame
+//! leaves as soon as its last packet is in (trusted marker bit, else the next
+//! timestamp), never waiting for the next frame.
+//!
+//! No media within the timeout after the 200, or media stopping for the
+//! timeout mid-stream, ends the session with BYE and ends the stream (viewers
+//! see the end; the next viewer INVITEs again). A BYE from the device ends it
+//! the same way.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::invite::{Dialog, InviteRequest};
+use super::media::{MediaTransport, SessionKind};
+use super::{GbError, Platform};
+use crate::ingest::media_server::{MediaChunk, MediaServer};
+use crate::ingest::ps::{PsConfig, PsDemuxer, PsEvent};
+use crate::ingest::rtp::{
+    FrameBoundary, ReorderBuffer, ReorderConfig, Rfc4571Config, Rfc4571Framer, RtpPacket,
+};
+use crate::media::{DemandPolicy, Hub, SourceState, Stream};
+
+/// Live-session behaviour.
+#[derive(Clone, Debug)]
+pub struct LiveConfig {
+    /// No media for this long (after the 200, or mid-stream) ends the session.
+    pub media_timeout: Duration,
+    /// Our media address in offers; else the local address routing to the
+    /// device.
+    pub media_ip: Option<IpAddr>,
+    /// Check that RTP carries the expected SSRC (else any SSRC on the route).
+    pub check_ssrc: bool,
+    pub reorder: ReorderConfig,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            media_timeout: Duration::from_secs(10),
+            media_ip: None,
+            check_ssrc: true,
+            reorder: ReorderConfig::default(),
+        }
+    }
+}
+
+/// What the API shows about a GB28181 session.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SessionInfo {
+    pub device_id: String,
+    pub channel_id: String,
+    pub transport: &'static str,
+    /// The SSRC media carries (10 digits), once known.
+    pub ssrc: Option<String>,
+    pub call_id: Option<String>,
+    pub packets: u64,
+    pub lost: u64,
+    pub reordered: u64,
+    pub duplicates: u64,
+    /// Lost / (received + lost), 0–1.
+    pub loss_ratio: f64,
+    pub ps_warnings: u64,
+    pub invites: u64,
+}
+
+struct Runner {
+    cancel: CancellationToken,
+    info: Arc<Mutex<SessionInfo>>,
+}
+
+pub struct GbStreams {
+    hub: Arc<Hub>,
+    platform: Arc<Platform>,
+    media: Arc<MediaServer>,
+    config: LiveConfig,
+    runners: Mutex<HashMap<String, Runner>>,
+    grace: Box<dyn Fn() -> Duration + Send + Sync>,
+    pub invites: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `{deviceId}_{channelId}` → (device, channel).
+pub fn split_stream_id(id: &str) -> Option<(&str, &str)> {
+    let (d, c) = id.split_once('_')?;
+    (super::platform::valid_device_id(d) && super::platform::valid_device_id(c)).then_some((d, c))
+}
+
+pub fn stream_id(device_id: &str, channel_id: &str) -> String {
+    format!("{device_id}_{channel_id}")
+}
+
+/// Why a live stream could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("no channel {channel_id} on device {device_id}")]
+    UnknownChannel { device_id: String, channel_id: String },
+    #[error(transparent)]
+    Gb(#[from] GbError),
+    #[error("stream {0} cannot be created: {1}")]
+    Hub(String, String),
+}
+
+impl GbStreams {
+    pub fn new(
+        hub: Arc<Hub>,
+        platform: Arc<Platform>,
+        media: Arc<MediaServer>,
+        config: LiveConfig,
+        grace: Box<dyn Fn() -> Duration + Send + Sync>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            platform,
+            media,
+            config,
+            runners: Mutex::default(),
+            grace,
+            invites: AtomicU64::new(0),
+        })
+    }
+
+    /// The stream of a channel, created (idle, on demand) if needed.
+    pub async fn ensure(
+        self: &Arc<Self>,
+        device_id: &str,
+        channel_id: &str,
+        transport: MediaTransport,
+    ) -> Result<Arc<Stream>, LiveError> {
+        let id = stream_id(device_id, channel_id);
+        if let Some(s) = self.hub.get(&id)
+            && lock(&self.runners).contains_key(&id)
+        {
+            return Ok(s);
+        }
+        if !self.platform.has_channel(device_id, channel_id).await? {
+            return Err(LiveError::UnknownChannel {
+                device_id: device_id.to_owned(),
+                channel_id: channel_id.to_owned(),
+            });
+        }
+        let mut runners = lock(&self.runners);
+        if let Some(s) = self.hub.get(&id)
+            && runners.contains_key(&id)
+        {
+            return Ok(s);
+        }
+        let policy = DemandPolicy {
+            always_on: false,
+            grace: (self.grace)(),
+        };
+        let stream = match self.hub.create(&id, "gb28181", policy) {
+            Ok(s) => s,
+            Err(_) => {
+                self.hub.remove(&id);
+                self.hub
+                    .create(&id, "gb28181", policy)
+                    .map_err(|e| LiveError::Hub(id.clone(), e.to_string()))?
+            }
+        };
+        let cancel = stream.closed().child_token();
+        let info = Arc::new(Mutex::new(SessionInfo {
+            device_id: device_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+            transport: transport.as_str(),
+            ..SessionInfo::default()
+        }));
+        runners.insert(
+            id.clone(),
+            Runner {
+                cancel: cancel.clone(),
+                info: info.clone(),
+            },
+        );
+        drop(runners);
+        tokio::spawn(self.clone().run(
+            stream.clone(),
+            device_id.to_owned(),
+            channel_id.to_owned(),
+            transport,
+            cancel,
+            info,
+        ));
+        Ok(stream)
+    }
+
+    /// Stops a channel's stream now (BYE), whoever watches.
+    pub fn stop(&self, id: &str) -> bool {
+        let found = lock(&self.runners).remove(id);
+        match found {
+            Some(r) => {
+                r.cancel.cancel();
+                if let Some(s) = self.hub.remove(id) {
+                    s.close();
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn session_info(&self, id: &str) -> Option<SessionInfo> {
+        lock(&self.runners).get(id).map(|r| lock(&r.info).clone())
+    }
+
+    /// Ends every session with BYE (bounded by the caller).
+    pub fn stop_all(&self) {
+        let ids: Vec<String> = lock(&self.runners).keys().cloned().collect();
+        for id in ids {
+            self.stop(&id);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        self: Arc<Self>,
+        stream: Arc<Stream>,
+        device_id: String,
+        channel_id: String,
+        transport: MediaTransport,
+        cancel: CancellationToken,
+        info: Arc<Mutex<SessionInfo>>,
+    ) {
+        let mut wanted = stream.wanted();
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            stream.set_status(SourceState::Idle, None);
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                r = wanted.wait_for(|w| *w) => if r.is_err() { break },
+            }
+            stream.set_status(SourceState::Connecting, None);
+            let outcome = self
+                .session(&stream, &device_id, &channel_id, transport, &cancel, &info)
+                .await;
+            match outcome {
+                Ok(End::NotWanted) => {
+                    tracing::info!(stream = stream.id(), "GB28181 session closed: no viewers");
+                    backoff = Duration::from_secs(1);
+                }
+                Ok(End::Cancelled) => break,
+                Ok(End::Ended(reason)) => {
+                    // The stream ends: its viewers see the end, the next one
+                    // starts a new stream and a new INVITE.
+                    tracing::warn!(stream = stream.id(), reason, "GB28181 stream ended");
+                    stream.set_status(SourceState::Error, Some(reason));
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(stream = stream.id(), error = %e, retry_in_secs = backoff.as_secs(), "GB28181 session failed");
+                    stream.set_status(SourceState::Error, Some(e));
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                        r = wanted.wait_for(|w| !*w) => if r.is_err() { break },
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        let id = stream.id().to_owned();
+        {
+            let mut runners = lock(&self.runners);
+            if runners.get(&id).is_some_and(|r| r.cancel == cancel) {
+                runners.remove(&id);
+            }
+        }
+        if let Some(s) = self.hub.get(&id)
+            && Arc::ptr_eq(&s, &stream)
+        {
+            self.hub.remove(&id);
+        }
+        stream.close();
+    }
+
+    /// One INVITE dialog: until not wanted, cancelled, or ended.
+    async fn session(
+        &self,
+        stream: &Arc<Stream>,
+        device_id: &str,
+        channel_id: &str,
+        transport: MediaTransport,
+        cancel: &CancellationToken,
+        info: &Arc<Mutex<SessionInfo>>,
+    ) -> Result<End, String> {
+        let ssrc = self
+            .platform
+            .allocate_ssrc(SessionKind::Play, device_id)
+            .map_err(|e| e.to_string())?;
+        let ssrc_value = super::media::ssrc_value(&ssrc);
+        let device_ip = self
+            .platform
+            .device_peer(device_id)
+            .map(|p| p.addr.ip())
+            .map_err(|e| {
+                self.platform.release_ssrc(&ssrc);
+                e.to_string()
+            })?;
+        let mut route = self.media.route(
+            if self.config.check_ssrc { ssrc_value } else { None },
+            device_ip,
+        );
+        let media_ip = self
+            .config
+            .media_ip
+            .unwrap_or_else(|| self.platform.local_ip_towards(device_ip));
+        let req = InviteRequest {
+            device_id: device_id.to_owned(),
+            channel_id: channel_id.to_owned(),
+            kind: SessionKind::Play,
+            transport,
+            media_ip,
+            media_port: match transport {
+                MediaTransport::Udp => self.media.udp_port(),
+                MediaTransport::TcpPassive | MediaTransport::TcpActive => self.media.tcp_port(),
+            },
+            time_range: None,
+            download_speed: None,
+        };
+        self.invites.fetch_add(1, Ordering::Relaxed);
+        lock(info).invites += 1;
+        let mut dialog = tokio::select! {
+            () = cancel.cancelled() => {
+                self.platform.release_ssrc(&ssrc);
+                return Ok(End::Cancelled);
+            }
+            r = self.platform.invite(&req, &ssrc) => r.map_err(|e| e.to_string())?,
+        };
+        // The answer wins: the device's SSRC, or any SSRC if it gave none.
+        let expected = if self.config.check_ssrc {
+            dialog.media_ssrc()
+        } else {
+            None
+        };
+        if expected != ssrc_value || !self.config.check_ssrc {
+            self.media.rekey(&route, expected, device_ip);
+        }
+        {
+            let mut i = lock(info);
+            i.call_id = Some(dialog.call_id.clone());
+            i.ssrc = expected.map(|v| format!("{v:010}"));
+        }
+        if transport == MediaTransport::TcpActive {
+            let Some(addr) = dialog.answer.addr else {
+                let _ = self.platform.bye(&mut dialog).await;
+                return Err("TCP active: the device's answer has no media address to connect to".into());
+            };
+            if let Err(e) = self.media.connect_active(&route, addr, cancel.clone()).await {
+                let _ = self.platform.bye(&mut dialog).await;
+                return Err(e.to_string());
+            }
+        }
+        tracing::info!(stream = stream.id(), transport = transport.as_str(), ssrc = ?expected, "GB28181 session established");
+        let end = self
+            .pump(stream, &mut route.rx, &mut dialog, transport, cancel, info)
+            .await;
+        if let Err(e) = self.platform.bye(&mut dialog).await {
+            tracing::debug!(stream = stream.id(), error = %e, "BYE failed");
+        }
+        drop(route);
+        Ok(end)
+    }
+
+    async fn pump(
+        &self,
+        stream: &Arc<Stream>,
+        rx: &mut tokio::sync::mpsc::Receiver<MediaChunk>,
+        dialog: &mut Dialog,
+        transport: MediaTransport,
+        cancel: &CancellationToken,
+        info: &Arc<Mutex<SessionInfo>>,
+    ) -> End {
+        let mut wanted = stream.wanted();
+        let mut reorder = ReorderBuffer::new(self.config.reorder);
+        let mut framer = Rfc4571Framer::new(Rfc4571Config::default());
+        let mut boundary = FrameBoundary::default();
+        let mut demux = PsDemuxer::new(PsConfig::default());
+        let mut publisher = None;
+        let mut last_media: Option<Instant> = None;
+        let started = Instant::now();
+        let timeout = self.config.media_timeout;
+        let mut in_order = Vec::new();
+        loop {
+            let deadline = last_media.unwrap_or(started) + timeout;
+            let reorder_at = reorder.poll_timeout();
+            let wake = reorder_at.map_or(deadline, |r| r.min(deadline));
+            tokio::select! {
+                () = cancel.cancelled() => return End::Cancelled,
+                r = wanted.wait_for(|w| !*w) => {
+                    if r.is_err() { return End::Cancelled }
+                    return End::NotWanted;
+                }
+                r = dialog.ended.changed() => {
+                    if r.is_err() || *dialog.ended.borrow() {
+                        return End::Ended("the device ended the session (BYE)".into());
+                    }
+                }
+                chunk = rx.recv() => {
+                    let Some(chunk) = chunk else { return End::Cancelled };
+                    let now = Instant::now();
+                    match chunk {
+                        MediaChunk::Datagram(bytes, _) => match RtpPacket::parse(bytes) {
+                            Ok(p) => {
+                                last_media = Some(now);
+                                reorder.push(p, now);
+                            }
+                            Err(e) => tracing::debug!(stream = stream.id(), error = %e, "bad RTP packet"),
+                        },
+                        MediaChunk::Stream(bytes) => {
+                            last_media = Some(now);
+                            if let Err(e) = framer.push(&bytes) {
+                                tracing::warn!(stream = stream.id(), error = %e, "RFC 4571 stream: data dropped");
+                            }
+                            while let Some(r) = framer.next_packet() {
+                                match r.map(RtpPacket::parse) {
+                                    Ok(Ok(p)) => in_order.push(p),
+                                    Ok(Err(e)) => tracing::debug!(stream = stream.id(), error = %e, "bad RTP packet"),
+                                    Err(e) => tracing::debug!(stream = stream.id(), error = %e, "RFC 4571 resync"),
+                                }
+                            }
+                        }
+                        MediaChunk::StreamClosed(reason) => {
+                            return End::Ended(format!("media connection closed: {reason}"));
+                        }
+                    }
+                }
+                () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {
+                    if Instant::now() >= deadline {
+                        return End::Ended(match last_media {
+                            None => format!("no media within {} s after the device accepted the INVITE", timeout.as_secs()),
+                            Some(_) => format!("no media for {} s", timeout.as_secs()),
+                        });
+                    }
+                }
+            }
+            let now = Instant::now();
+            while let Some(p) = reorder.poll(now) {
+                in_order.push(p);
+            }
+            let mut packets = 0;
+            for p in in_order.drain(..) {
+                packets += 1;
+                let b = boundary.on_packet(&p);
+                if b.previous_frame_ended {
+                    demux.end_of_access_unit();
+                }
+                demux.push(p.payload());
+                if b.ends_frame {
+                    demux.end_of_access_unit();
+                }
+            }
+            let mut warnings = 0;
+            while let Some(ev) = demux.poll() {
+                match ev {
+                    PsEvent::Frame(frame) => {
+                        let p = publisher.get_or_insert_with(|| {
+                            let (has_video, has_audio) = demux.stream_kinds();
+                            stream.start_publishing(has_video, has_audio)
+                        });
+                        p.publish(frame);
+                        if stream.status().borrow().state != SourceState::Live {
+                            stream.set_status(SourceState::Live, None);
+                        }
+                    }
+                    PsEvent::Warning(w) => {
+                        warnings += 1;
+                        tracing::debug!(stream = stream.id(), warning = %w, "PS");
+                    }
+                }
+            }
+            if packets > 0 || warnings > 0 {
+                let s = reorder.stats();
+                let mut i = lock(info);
+                i.packets += packets;
+                i.ps_warnings += warnings;
+                if transport == MediaTransport::Udp {
+                    i.lost = s.lost;
+                    i.reordered = s.reordered;
+                    i.duplicates = s.duplicates;
+                    let total = s.delivered + s.lost;
+                    i.loss_ratio = if total == 0 { 0.0 } else { s.lost as f64 / total as f64 };
+                }
+            }
+        }
+    }
+}
+
+enum End {
+    NotWanted,
+    Cancelled,
+    Ended(String),
+}
