@@ -6,6 +6,7 @@
 
 pub mod aac;
 pub mod bits;
+pub mod es;
 pub mod h264;
 pub mod h265;
 pub mod nal;

@@ -77,7 +77,11 @@ impl Platform {
     /// Sends an INVITE offering `ssrc` (from [`Platform::allocate_ssrc`])
     /// and, on 2xx, its ACK. On failure the SSRC is released; on success it
     /// stays reserved until [`Platform::bye`] or [`Platform::release_dialog`].
-    pub async fn invite(self: &Arc<Self>, req: &InviteRequest, ssrc: &str) -> Result<Dialog, GbError> {
+    pub async fn invite(
+        self: &Arc<Self>,
+        req: &InviteRequest,
+        ssrc: &str,
+    ) -> Result<Dialog, GbError> {
         let result = match self.device_target(&req.device_id) {
             Ok((peer, _)) => self.invite_with(req, peer, ssrc).await,
             Err(e) => Err(e),
