@@ -1,4 +1,5 @@
 //! Inputs: media that comes into the gateway.
 
 pub mod media_server;
+pub mod ps;
 pub mod rtsp;
