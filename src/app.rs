@@ -21,7 +21,8 @@ pub struct App {
     pub flv: FlvOutputs,
     pub rtsp: RtspSources,
     pub gb: Arc<Platform>,
-    media: RwLock<MediaSettings>,
+    pub gb_live: Arc<crate::gb::live::GbStreams>,
+    media: Arc<RwLock<MediaSettings>>,
     pub shutdown: CancellationToken,
     pub started: Instant,
 }
@@ -38,6 +39,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Sip(#[from] SipError),
+    #[error(transparent)]
+    Media(#[from] crate::ingest::media_server::MediaServerError),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -83,14 +86,34 @@ impl App {
             shutdown.clone(),
         )
         .await?;
+        let media_server =
+            crate::ingest::media_server::MediaServer::start(config.rtp_listen, shutdown.clone())
+                .await?;
+        let grace_source = Arc::new(RwLock::new(media));
+        let grace_read = grace_source.clone();
+        let gb_live = crate::gb::live::GbStreams::new(
+            hub.clone(),
+            gb.clone(),
+            media_server,
+            config.live.clone(),
+            Box::new(move || {
+                Duration::from_secs(
+                    grace_read
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .on_demand_grace_secs,
+                )
+            }),
+        );
         let app = Arc::new(Self {
             config,
             gb,
+            gb_live,
             store,
             hub,
             flv: FlvOutputs::new(FanoutConfig::default()),
             rtsp,
-            media: RwLock::new(media),
+            media: grace_source,
             shutdown,
             started: Instant::now(),
         });
@@ -138,6 +161,9 @@ impl App {
         let result = server.await.map_err(AppError::Serve);
         tracing::info!("HTTP server stopped; stopping sources");
         self.rtsp.shutdown(Duration::from_secs(5)).await;
+        self.gb_live.stop_all();
+        // Let the BYEs go out before the endpoint stops.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         self.gb.flush_keepalives().await;
         self.hub.close_all();
         self.store.close()?;

@@ -27,6 +27,10 @@ pub struct ConfigArgs {
     #[arg(long, env = "CAMGATE_SIP_LISTEN", global = true, value_name = "ADDR")]
     pub sip_listen: Option<SocketAddr>,
 
+    /// GB28181 media: the shared RTP port, UDP and TCP [default: 0.0.0.0:10000].
+    #[arg(long, env = "CAMGATE_RTP_LISTEN", global = true, value_name = "ADDR")]
+    pub rtp_listen: Option<SocketAddr>,
+
     /// Log filter, e.g. `info` or `camgate=debug,retina=info` [default: info].
     #[arg(long, env = "CAMGATE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -87,6 +91,23 @@ pub struct FileConfig {
     pub rtsp: RtspFile,
     #[serde(default)]
     pub sip: SipFile,
+    #[serde(default)]
+    pub gb_media: GbMediaFile,
+}
+
+/// `[gb_media]`: how GB28181 media comes in.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GbMediaFile {
+    /// RTP over UDP and RFC 4571 over TCP, same port [default: 0.0.0.0:10000].
+    pub listen: Option<SocketAddr>,
+    /// Our media address written in SDP offers (NAT); else the local address
+    /// routing to each device.
+    pub media_ip: Option<std::net::IpAddr>,
+    /// Seconds without media that end a session [default: 10].
+    pub media_timeout_secs: Option<u64>,
+    /// Require the answered SSRC on RTP [default: true]; per device too.
+    pub check_ssrc: Option<bool>,
 }
 
 /// `[sip]`: the GB28181 platform's transport. Identity, passwords and
@@ -143,6 +164,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     pub sip_listen: SocketAddr,
     pub gb: crate::gb::GbConfig,
+    pub rtp_listen: SocketAddr,
+    pub live: crate::gb::live::LiveConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +247,16 @@ impl Config {
                 subscribe_expires: file.sip.subscribe_expires_secs.unwrap_or(3600),
                 ..crate::gb::GbConfig::default()
             },
+            rtp_listen: args
+                .rtp_listen
+                .or(file.gb_media.listen)
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 10000))),
+            live: crate::gb::live::LiveConfig {
+                media_timeout: secs(file.gb_media.media_timeout_secs.unwrap_or(10)),
+                media_ip: file.gb_media.media_ip,
+                check_ssrc: file.gb_media.check_ssrc.unwrap_or(true),
+                ..crate::gb::live::LiveConfig::default()
+            },
         };
         config.validate()?;
         Ok(config)
@@ -245,6 +278,11 @@ impl Config {
         if self.gb.query_timeout.is_zero() || self.gb.catalog_idle_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "sip query_timeout_secs and catalog_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.live.media_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "gb_media media_timeout_secs must be at least 1".into(),
             ));
         }
         if self.gb.subscribe_expires < 10 {

@@ -53,7 +53,10 @@ async fn channel_transport(
     channel_id: &str,
 ) -> Result<MediaTransport, ApiError> {
     let (d, c) = (device_id.to_owned(), channel_id.to_owned());
-    let ch = app.store.call(move |conn| db::get_channel(conn, &d, &c)).await?;
+    let ch = app
+        .store
+        .call(move |conn| db::get_channel(conn, &d, &c))
+        .await?;
     Ok(ch
         .and_then(|c| MediaTransport::parse(&c.media_transport))
         .unwrap_or_default())
@@ -67,14 +70,22 @@ pub async fn play(
     caller: Caller,
     headers: HeaderMap,
     Path((device_id, channel_id)): Path<(String, String)>,
-    body: Option<ApiJson<PlayRequest>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<PlayResponse>, ApiError> {
     caller.require(TokenRole::Operator)?;
-    let transport = match body.and_then(|b| b.0.transport) {
+    let body: PlayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        PlayRequest::default()
+    } else {
+        super::parse_json(&body)?
+    };
+    let transport = match body.transport {
         Some(t) => parse_transport(&t)?,
         None => channel_transport(&app, &device_id, &channel_id).await?,
     };
-    let stream = app.gb_live.ensure(&device_id, &channel_id, transport).await?;
+    let stream = app
+        .gb_live
+        .ensure(&device_id, &channel_id, transport)
+        .await?;
     // Hold the stream as a viewer until media flows, so it starts now.
     let viewer = stream.add_viewer();
     let mut rx = stream.subscribe();
@@ -153,5 +164,7 @@ pub async fn update(
         .call(move |conn| db::get_channel(conn, &d, &c))
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no channel {channel_id} on device {device_id}")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no channel {channel_id} on device {device_id}"))
+        })
 }

@@ -47,10 +47,26 @@ pub async fn flv(
     let id = file
         .strip_suffix(".flv")
         .ok_or_else(|| ApiError::not_found("live URLs end in .flv"))?;
-    let stream = app
-        .hub
-        .get(id)
-        .ok_or_else(|| ApiError::not_found(format!("no stream {id:?}")))?;
+    let stream = match app.hub.get(id) {
+        Some(s) => s,
+        // A GB28181 channel's stream is made by its first viewer.
+        None => match crate::gb::live::split_stream_id(id) {
+            Some((device_id, channel_id)) => {
+                let (d, c) = (device_id.to_owned(), channel_id.to_owned());
+                let transport = app
+                    .store
+                    .call(move |conn| crate::store::db::get_channel(conn, &d, &c))
+                    .await?
+                    .and_then(|c| crate::gb::media::MediaTransport::parse(&c.media_transport))
+                    .unwrap_or_default();
+                app.gb_live
+                    .ensure(device_id, channel_id, transport)
+                    .await
+                    .map_err(|_| ApiError::not_found(format!("no stream {id:?}")))?
+            }
+            None => return Err(ApiError::not_found(format!("no stream {id:?}"))),
+        },
+    };
     let upgrade = if is_websocket(&req) {
         let (mut parts, _) = req.into_parts();
         match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {

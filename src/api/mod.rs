@@ -1,6 +1,7 @@
 //! The HTTP surface: REST under `/api/v1`, live outputs under `/live`.
 
 mod auth;
+mod channels;
 mod devices;
 mod error;
 mod json;
@@ -57,6 +58,9 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/devices/{id}/status"),
     ("GET", "/api/v1/devices/{id}/channels"),
     ("GET", "/api/v1/events"),
+    ("PATCH", "/api/v1/channels/{device_id}/{channel_id}"),
+    ("POST", "/api/v1/channels/{device_id}/{channel_id}/play"),
+    ("DELETE", "/api/v1/channels/{device_id}/{channel_id}/play"),
 ];
 
 pub fn router(app: AppState) -> Router {
@@ -95,6 +99,14 @@ pub fn router(app: AppState) -> Router {
         .route("/devices/{id}/status", get(devices::status))
         .route("/devices/{id}/channels", get(devices::channels))
         .route("/events", get(devices::events))
+        .route(
+            "/channels/{device_id}/{channel_id}",
+            axum::routing::patch(channels::update),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/play",
+            axum::routing::post(channels::play).delete(channels::stop),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::require_token,

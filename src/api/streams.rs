@@ -14,6 +14,9 @@ pub struct StreamView {
     pub snapshot: StreamSnapshot,
     pub flv_viewers: usize,
     pub urls: StreamUrls,
+    /// GB28181 streams: transport, SSRC, packets, loss.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gb28181: Option<crate::gb::live::SessionInfo>,
 }
 
 fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream, flv: usize) -> StreamView {
@@ -21,6 +24,7 @@ fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream, flv: usiz
         snapshot: s.snapshot(),
         flv_viewers: flv,
         urls: stream_urls(headers, app.config.http_listen, s.id()),
+        gb28181: app.gb_live.session_info(s.id()),
     }
 }
 

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::invite::{Dialog, InviteRequest};
 use super::media::{MediaTransport, SessionKind};
+use super::platform::{Dialog, InviteRequest};
 use super::{GbError, Platform};
 use crate::ingest::media_server::{MediaChunk, MediaServer};
 use crate::ingest::ps::{PsConfig, PsDemuxer, PsEvent};
@@ -109,7 +109,10 @@ pub fn stream_id(device_id: &str, channel_id: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
     #[error("no channel {channel_id} on device {device_id}")]
-    UnknownChannel { device_id: String, channel_id: String },
+    UnknownChannel {
+        device_id: String,
+        channel_id: String,
+    },
     #[error(transparent)]
     Gb(#[from] GbError),
     #[error("stream {0} cannot be created: {1}")]
@@ -312,7 +315,11 @@ impl GbStreams {
                 e.to_string()
             })?;
         let mut route = self.media.route(
-            if self.config.check_ssrc { ssrc_value } else { None },
+            if self.config.check_ssrc {
+                ssrc_value
+            } else {
+                None
+            },
             device_ip,
         );
         let media_ip = self
@@ -358,9 +365,15 @@ impl GbStreams {
         if transport == MediaTransport::TcpActive {
             let Some(addr) = dialog.answer.addr else {
                 let _ = self.platform.bye(&mut dialog).await;
-                return Err("TCP active: the device's answer has no media address to connect to".into());
+                return Err(
+                    "TCP active: the device's answer has no media address to connect to".into(),
+                );
             };
-            if let Err(e) = self.media.connect_active(&route, addr, cancel.clone()).await {
+            if let Err(e) = self
+                .media
+                .connect_active(&route, addr, cancel.clone())
+                .await
+            {
                 let _ = self.platform.bye(&mut dialog).await;
                 return Err(e.to_string());
             }
@@ -469,7 +482,13 @@ impl GbStreams {
                 match ev {
                     PsEvent::Frame(frame) => {
                         let p = publisher.get_or_insert_with(|| {
-                            let (has_video, has_audio) = demux.stream_kinds();
+                            let streams = demux.streams();
+                            let has = |video: bool| {
+                                streams
+                                    .iter()
+                                    .any(|s| s.codec.is_some_and(|c| c.is_video() == video))
+                            };
+                            let (has_video, has_audio) = (has(true), has(false));
                             stream.start_publishing(has_video, has_audio)
                         });
                         p.publish(frame);
@@ -493,7 +512,11 @@ impl GbStreams {
                     i.reordered = s.reordered;
                     i.duplicates = s.duplicates;
                     let total = s.delivered + s.lost;
-                    i.loss_ratio = if total == 0 { 0.0 } else { s.lost as f64 / total as f64 };
+                    i.loss_ratio = if total == 0 {
+                        0.0
+                    } else {
+                        s.lost as f64 / total as f64
+                    };
                 }
             }
         }

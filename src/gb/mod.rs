@@ -4,6 +4,7 @@
 
 pub mod alarm;
 pub mod assemble;
+pub mod live;
 pub mod manscdp;
 pub mod media;
 pub mod platform;

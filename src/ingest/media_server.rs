@@ -107,12 +107,13 @@ const ROUTE_QUEUE: usize = 4096;
 const UDP_RECV_BUFFER: usize = 8 * 1024 * 1024;
 
 impl MediaServer {
-    /// Binds the shared UDP and TCP ports and starts receiving.
+    /// Binds the shared UDP port and the TCP port of the same number (the
+    /// one the OS picked for UDP when the port is 0) and starts receiving.
     pub async fn start(
-        udp_listen: SocketAddr,
-        tcp_listen: SocketAddr,
+        listen: SocketAddr,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, MediaServerError> {
+        let udp_listen = listen;
         let udp = UdpSocket::bind(udp_listen)
             .await
             .map_err(|source| MediaServerError::Bind {
@@ -126,6 +127,7 @@ impl MediaServer {
             addr: udp_listen,
             source,
         })?;
+        let tcp_listen = udp_addr;
         let tcp = TcpListener::bind(tcp_listen)
             .await
             .map_err(|source| MediaServerError::Bind {
@@ -434,9 +436,7 @@ mod tests {
     async fn routes_udp_by_ssrc_and_learns_unknown_ones() {
         let shutdown = CancellationToken::new();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = MediaServer::start(any, any, shutdown.clone())
-            .await
-            .unwrap();
+        let server = MediaServer::start(any, shutdown.clone()).await.unwrap();
         let dest: SocketAddr = ([127, 0, 0, 1], server.udp_port()).into();
         let mut known = server.route(Some(200_000_001), "127.0.0.1".parse().unwrap());
         let mut open = server.route(None, "127.0.0.1".parse().unwrap());
@@ -466,9 +466,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let shutdown = CancellationToken::new();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = MediaServer::start(any, any, shutdown.clone())
-            .await
-            .unwrap();
+        let server = MediaServer::start(any, shutdown.clone()).await.unwrap();
         let mut route = server.route(Some(5), "127.0.0.1".parse().unwrap());
         let mut c = TcpStream::connect(("127.0.0.1", server.tcp_port()))
             .await

@@ -2,4 +2,5 @@
 
 pub mod media_server;
 pub mod ps;
+pub mod rtp;
 pub mod rtsp;

@@ -104,6 +104,7 @@ impl Gateway {
             .env("CAMGATE_DATA_DIR", dir.path().join("data"))
             .env("CAMGATE_HTTP_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_SIP_LISTEN", "127.0.0.1:0")
+            .env("CAMGATE_RTP_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_LOG", "info,camgate=debug")
             .env("CAMGATE_ON_DEMAND_GRACE_SECS", opts.grace_secs.to_string())
             .env(

@@ -12,10 +12,10 @@ use serde_json::{Value, json};
 
 use crate::common::{Gateway, GatewayOptions, wait_child};
 
-const PLATFORM: &str = "34020000002000000001";
+pub(crate) const PLATFORM: &str = "34020000002000000001";
 const DOMAIN: &str = "3402000000";
-const PASSWORD: &str = "12345678";
-const DEVICE: &str = "34020000001180000001";
+pub(crate) const PASSWORD: &str = "12345678";
+pub(crate) const DEVICE: &str = "34020000001180000001";
 
 fn sipp_bin() -> &'static str {
     if Path::new("/usr/bin/sipp").exists() {
@@ -43,21 +43,23 @@ fn free_port() -> u16 {
 }
 
 /// One sipp process playing devices.
-struct Sipp {
+pub(crate) struct Sipp {
     child: Child,
     dir: tempfile::TempDir,
 }
 
 #[derive(Clone)]
-struct SippRun<'a> {
-    scenario: &'a str,
-    transport: &'a str,
-    devices: Vec<(String, String)>,
-    keepalives: u32,
-    keepalive_ms: u32,
-    unregister: bool,
-    rate: u32,
-    with_ooc: bool,
+pub(crate) struct SippRun<'a> {
+    pub scenario: &'a str,
+    pub transport: &'a str,
+    pub devices: Vec<(String, String)>,
+    pub keepalives: u32,
+    pub keepalive_ms: u32,
+    pub unregister: bool,
+    pub rate: u32,
+    pub with_ooc: bool,
+    /// Files written into sipp's working directory (e.g. `media.pcap`).
+    pub files: Vec<(&'a str, Vec<u8>)>,
 }
 
 impl Default for SippRun<'_> {
@@ -71,13 +73,17 @@ impl Default for SippRun<'_> {
             unregister: true,
             rate: 10,
             with_ooc: true,
+            files: Vec::new(),
         }
     }
 }
 
 impl Sipp {
-    fn start(gw: &Gateway, run: &SippRun<'_>) -> Self {
+    pub(crate) fn start(gw: &Gateway, run: &SippRun<'_>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in &run.files {
+            std::fs::write(dir.path().join(name), bytes).unwrap();
+        }
         let mut csv = String::from("SEQUENTIAL\n");
         for (id, pw) in &run.devices {
             csv.push_str(&format!("{id};{pw}\n"));
@@ -124,7 +130,7 @@ impl Sipp {
     }
 
     /// Waits for sipp to end; true if every call succeeded.
-    fn wait(mut self, timeout: Duration) -> (bool, String) {
+    pub(crate) fn wait(mut self, timeout: Duration) -> (bool, String) {
         let status = wait_child(&mut self.child, timeout).unwrap_or_else(|| {
             let _ = self.child.kill();
             panic!("sipp did not finish within {timeout:?}:\n{}", self.errors())
@@ -173,7 +179,7 @@ impl Drop for Sipp {
     }
 }
 
-async fn sip_settings(gw: &Gateway, body: Value) {
+pub(crate) async fn sip_settings(gw: &Gateway, body: Value) {
     let (status, resp) = gw
         .api(Method::PUT, "/api/v1/settings/sip", Some(body))
         .await;
@@ -181,7 +187,7 @@ async fn sip_settings(gw: &Gateway, body: Value) {
     assert!(resp.get("password").is_none(), "password never returned");
 }
 
-async fn device(gw: &Gateway, id: &str) -> Value {
+pub(crate) async fn device(gw: &Gateway, id: &str) -> Value {
     let (status, body) = gw
         .api(Method::GET, &format!("/api/v1/devices/{id}"), None)
         .await;
@@ -190,7 +196,7 @@ async fn device(gw: &Gateway, id: &str) -> Value {
 }
 
 /// Polls until `f` holds for the device, returning the device and when.
-async fn wait_device(
+pub(crate) async fn wait_device(
     gw: &Gateway,
     id: &str,
     what: &str,
@@ -214,7 +220,7 @@ async fn wait_device(
     }
 }
 
-async fn channels(gw: &Gateway, id: &str) -> Vec<Value> {
+pub(crate) async fn channels(gw: &Gateway, id: &str) -> Vec<Value> {
     let (status, body) = gw
         .api(Method::GET, &format!("/api/v1/devices/{id}/channels"), None)
         .await;
@@ -222,7 +228,7 @@ async fn channels(gw: &Gateway, id: &str) -> Vec<Value> {
     body.as_array().unwrap().clone()
 }
 
-async fn events(gw: &Gateway, query: &str) -> Vec<Value> {
+pub(crate) async fn events(gw: &Gateway, query: &str) -> Vec<Value> {
     let (status, body) = gw
         .api(Method::GET, &format!("/api/v1/events?{query}"), None)
         .await;
@@ -230,7 +236,7 @@ async fn events(gw: &Gateway, query: &str) -> Vec<Value> {
     body.as_array().unwrap().clone()
 }
 
-fn gateway(qop: bool) -> Gateway {
+pub(crate) fn gateway(qop: bool) -> Gateway {
     Gateway::start(GatewayOptions {
         config_toml: format!(
             "[sip]\ndigest_qop = {qop}\ncatalog_timeout_secs = 5\nquery_timeout_secs = 5\nsubscribe_expires_secs = 10\n"

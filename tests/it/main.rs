@@ -5,6 +5,7 @@
 mod api;
 mod common;
 mod gb;
+mod gb_media;
 mod on_demand;
 mod rtsp_flv;
 mod sip_fixtures;
