@@ -104,6 +104,9 @@ pub struct GbMediaFile {
     /// Our media address written in SDP offers (NAT); else the local address
     /// routing to each device.
     pub media_ip: Option<std::net::IpAddr>,
+    /// The port devices must send to, when it differs from the listening
+    /// port (port forwarding on a NAT router); written in SDP offers.
+    pub public_port: Option<u16>,
     /// Seconds without media that end a session [default: 10].
     pub media_timeout_secs: Option<u64>,
     /// Require the answered SSRC on RTP [default: true]; per device too.
@@ -254,6 +257,7 @@ impl Config {
             live: crate::gb::live::LiveConfig {
                 media_timeout: secs(file.gb_media.media_timeout_secs.unwrap_or(10)),
                 media_ip: file.gb_media.media_ip,
+                public_port: file.gb_media.public_port,
                 check_ssrc: file.gb_media.check_ssrc.unwrap_or(true),
                 ..crate::gb::live::LiveConfig::default()
             },

@@ -154,6 +154,9 @@ pub struct DevicePatch {
     pub password: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     pub charset: Option<Option<String>>,
+    /// Require the answered SSRC on this device's RTP (default true); off
+    /// for devices that send another SSRC than they answer.
+    pub ssrc_check: Option<bool>,
 }
 
 fn check_password(pw: &str) -> Result<(), ApiError> {
@@ -253,6 +256,7 @@ pub async fn update(
             None => None,
         });
     }
+    u.ssrc_check = body.ssrc_check;
     let mut charset_change = None;
     if let Some(c) = &body.charset {
         let label = c.as_deref().map(parse_charset).transpose()?;

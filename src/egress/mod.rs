@@ -40,9 +40,19 @@ pub async fn wait_for_media<T: FanoutItem>(
         tokio::select! {
             item = rx.recv() => {
                 return item.map_err(|e| match e {
-                    FanoutError::Closed | FanoutError::TooSlow { .. } => StartError::Ended {
-                        stream: stream.id().to_owned(),
-                    },
+                    FanoutError::Closed | FanoutError::TooSlow { .. } => {
+                        // A stream closed because its source failed says why.
+                        let s = status.borrow().clone();
+                        match (s.state, s.reason) {
+                            (SourceState::Error, Some(reason)) => StartError::SourceFailed {
+                                stream: stream.id().to_owned(),
+                                reason,
+                            },
+                            _ => StartError::Ended {
+                                stream: stream.id().to_owned(),
+                            },
+                        }
+                    }
                 });
             }
             changed = status.changed() => {

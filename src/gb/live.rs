@@ -41,6 +41,9 @@ pub struct LiveConfig {
     /// Our media address in offers; else the local address routing to the
     /// device.
     pub media_ip: Option<IpAddr>,
+    /// Port written in offers when it differs from the listening one (NAT
+    /// port forwarding).
+    pub public_port: Option<u16>,
     /// Check that RTP carries the expected SSRC (else any SSRC on the route).
     pub check_ssrc: bool,
     pub reorder: ReorderConfig,
@@ -51,6 +54,7 @@ impl Default for LiveConfig {
         Self {
             media_timeout: Duration::from_secs(10),
             media_ip: None,
+            public_port: None,
             check_ssrc: true,
             reorder: ReorderConfig::default(),
         }
@@ -306,6 +310,7 @@ impl GbStreams {
             .allocate_ssrc(SessionKind::Play, device_id)
             .map_err(|e| e.to_string())?;
         let ssrc_value = super::media::ssrc_value(&ssrc);
+        let check_ssrc = self.config.check_ssrc && self.platform.ssrc_check(device_id).await;
         let device_ip = self
             .platform
             .device_peer(device_id)
@@ -332,10 +337,10 @@ impl GbStreams {
             kind: SessionKind::Play,
             transport,
             media_ip,
-            media_port: match transport {
+            media_port: self.config.public_port.unwrap_or(match transport {
                 MediaTransport::Udp => self.media.udp_port(),
                 MediaTransport::TcpPassive | MediaTransport::TcpActive => self.media.tcp_port(),
-            },
+            }),
             time_range: None,
             download_speed: None,
         };
@@ -349,12 +354,12 @@ impl GbStreams {
             r = self.platform.invite(&req, &ssrc) => r.map_err(|e| e.to_string())?,
         };
         // The answer wins: the device's SSRC, or any SSRC if it gave none.
-        let expected = if self.config.check_ssrc {
+        let expected = if check_ssrc {
             dialog.media_ssrc()
         } else {
             None
         };
-        if expected != ssrc_value || !self.config.check_ssrc {
+        if expected != ssrc_value || !check_ssrc {
             self.media.rekey(&route, expected, device_ip);
         }
         {

@@ -1440,6 +1440,18 @@ impl Platform {
         self.local_ip_for(ip)
     }
 
+    /// Whether RTP from this device must carry the answered SSRC (a
+    /// per-device switch; true when unknown).
+    pub async fn ssrc_check(&self, device_id: &str) -> bool {
+        let id = device_id.to_owned();
+        self.store
+            .call(move |c| db::get_device(c, &id))
+            .await
+            .ok()
+            .flatten()
+            .is_none_or(|d| d.ssrc_check)
+    }
+
     /// Whether the device is known and lists `channel_id` in its catalog (or
     /// is asked for itself: single-channel IPCs are their own channel).
     pub async fn has_channel(&self, device_id: &str, channel_id: &str) -> Result<bool, GbError> {

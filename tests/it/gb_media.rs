@@ -137,3 +137,189 @@ async fn sipp_device_streams_ps_over_udp_into_flv() {
     assert!(ok, "sipp: {errors}");
     eprintln!("first 50 frames decoded after {first_frames:?}");
 }
+
+fn gateway_with(toml: &str) -> crate::common::Gateway {
+    crate::common::Gateway::start(crate::common::GatewayOptions {
+        config_toml: format!("[sip]\ncatalog_timeout_secs = 5\nquery_timeout_secs = 5\n{toml}"),
+        ..Default::default()
+    })
+}
+
+async fn registered_sipp(gw: &crate::common::Gateway, pcap: Vec<u8>, keepalives: u32) -> Sipp {
+    sip_settings(
+        gw,
+        json!({"password": PASSWORD, "auto_accept": true, "keepalive_interval_secs": 5}),
+    )
+    .await;
+    let sipp = Sipp::start(
+        gw,
+        &SippRun {
+            keepalives,
+            keepalive_ms: 1000,
+            files: vec![("media.pcap", pcap)],
+            ..Default::default()
+        },
+    );
+    wait_device(gw, DEVICE, "catalog-synced", Duration::from_secs(15), |d| {
+        !d["catalog_synced_at"].is_null()
+    })
+    .await;
+    sipp
+}
+
+/// FFmpeg reading a stream to its end (no frame limit): (exit ok, frames, log).
+async fn ffmpeg_until_eof(url: &str) -> (bool, u32, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(ffmpeg_debian())
+            .args(["-hide_banner", "-nostdin", "-i", url, "-f", "null", "-"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ffmpeg did not see the end of the stream")
+    .expect("run ffmpeg");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), decoded_frames(&log), log)
+}
+
+/// Several viewers arrive at once: one INVITE. The device's media stops
+/// mid-stream: after the media timeout the gateway sends BYE and the viewers
+/// see the end of the stream; the next viewer INVITEs again.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_viewers_one_invite_and_media_stop_ends_the_stream() {
+    let gw = gateway_with("[gb_media]\nmedia_timeout_secs = 2\n");
+    // 3 s of video, then silence.
+    let sipp = registered_sipp(&gw, ps_rtp_pcap("h264-es/240x320.h264", 75), 20).await;
+    let url = format!("{}/live/{DEVICE}_{CHANNEL}.flv", gw.base);
+    let viewers: Vec<_> = (0..3)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { ffmpeg_until_eof(&url).await })
+        })
+        .collect();
+    for v in viewers {
+        let (ok, frames, log) = v.await.unwrap();
+        assert!(ok, "{log}");
+        assert!(frames >= 40, "{frames} frames before the end:\n{log}");
+    }
+    let established = gw
+        .logs
+        .all()
+        .iter()
+        .filter(|l| l.contains("GB28181 session established"))
+        .count();
+    assert_eq!(established, 1, "one INVITE for three viewers");
+    assert!(
+        gw.logs.contains("no media for 2 s"),
+        "{}",
+        gw.logs.all().join("\n")
+    );
+    // The next viewer starts a new session (the pcap plays again).
+    let (ok, frames, log) = ffmpeg_until_eof(&url).await;
+    assert!(ok && frames >= 40, "{log}");
+    let established = gw
+        .logs
+        .all()
+        .iter()
+        .filter(|l| l.contains("GB28181 session established"))
+        .count();
+    assert_eq!(established, 2);
+    drop(sipp);
+}
+
+/// The device accepts the INVITE but sends nothing usable: the viewer gets an
+/// error naming the cause, the gateway ends the dialog with BYE.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_media_after_the_invite_is_an_error_and_a_bye() {
+    let gw = gateway_with("[gb_media]\nmedia_timeout_secs = 2\n");
+    // A pcap whose only datagram is not RTP.
+    let mut pcap = ps_rtp_pcap("h264-es/240x320.h264", 0);
+    let junk = b"not rtp";
+    let len = (14 + 20 + 8 + junk.len()) as u32;
+    for v in [0u32, 0, len, len] {
+        pcap.extend_from_slice(&v.to_le_bytes());
+    }
+    pcap.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let ip_len = (20 + 8 + junk.len()) as u16;
+    pcap.extend_from_slice(&[0x45, 0]);
+    pcap.extend_from_slice(&ip_len.to_be_bytes());
+    pcap.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+    pcap.extend_from_slice(&[0x75, 0x30, 0x9c, 0x40]);
+    pcap.extend_from_slice(&((8 + junk.len()) as u16).to_be_bytes());
+    pcap.extend_from_slice(&[0, 0]);
+    pcap.extend_from_slice(junk);
+    let sipp = registered_sipp(&gw, pcap, 10).await;
+    let (status, body) = gw.get(&format!("/live/{DEVICE}_{CHANNEL}.flv"), None).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "source_failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no media within 2 s after the device accepted the INVITE"),
+        "{body}"
+    );
+    let (ok, errors) = sipp.wait(Duration::from_secs(30));
+    assert!(ok, "the device got its BYE and finished: {errors}");
+}
+
+/// 5 % of the packets lost and neighbours swapped on the way: the stream
+/// keeps playing and the loss shows in the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn lossy_udp_keeps_playing_and_reports_loss() {
+    // A relay between the device and the gateway: the gateway tells devices
+    // to send to the relay (public_port), the relay forwards with damage.
+    let relay = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
+    let gw = gateway_with(&format!("[gb_media]\npublic_port = {relay_port}\n"));
+    let line = gw
+        .logs
+        .wait_for("media ports", Duration::from_secs(5), |l| {
+            l.contains("GB28181 media ports listening")
+        });
+    let media: std::net::SocketAddr = line
+        .split("udp=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("media port in log");
+    let forwarded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = forwarded.clone();
+    tokio::spawn(async move {
+        let out = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let mut held: Option<Vec<u8>> = None;
+        let mut n = 0u64;
+        while let Ok((len, _)) = relay.recv_from(&mut buf).await {
+            n += 1;
+            let packet = buf[..len].to_vec();
+            if n % 20 == 0 {
+                continue; // 5 % loss
+            }
+            if n % 7 == 0 && held.is_none() {
+                held = Some(packet); // sent after the next one
+                continue;
+            }
+            let _ = out.send_to(&packet, media).await;
+            if let Some(h) = held.take() {
+                let _ = out.send_to(&h, media).await;
+            }
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let sipp = registered_sipp(&gw, ps_rtp_pcap("h264-es/240x320.h264", 250), 14).await;
+    let id = format!("{DEVICE}_{CHANNEL}");
+    let log = ffmpeg_decode(&ffmpeg_debian(), &format!("{}/live/{id}.flv", gw.base), 100).await;
+    assert!(decoded_frames(&log) >= 100, "{log}");
+    let (_, s) = gw
+        .api(Method::GET, &format!("/api/v1/streams/{id}"), None)
+        .await;
+    let gb = &s["gb28181"];
+    assert!(gb["lost"].as_u64().unwrap() > 0, "{s}");
+    assert!(gb["reordered"].as_u64().unwrap() > 0, "{s}");
+    let ratio = gb["loss_ratio"].as_f64().unwrap();
+    assert!((0.02..0.08).contains(&ratio), "loss ratio {ratio}: {s}");
+    assert!(forwarded.load(std::sync::atomic::Ordering::Relaxed) > 100);
+    drop(sipp);
+}
