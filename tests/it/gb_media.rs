@@ -294,10 +294,10 @@ async fn lossy_udp_keeps_playing_and_reports_loss() {
         while let Ok((len, _)) = relay.recv_from(&mut buf).await {
             n += 1;
             let packet = buf[..len].to_vec();
-            if n % 20 == 0 {
+            if n.is_multiple_of(20) {
                 continue; // 5 % loss
             }
-            if n % 7 == 0 && held.is_none() {
+            if n.is_multiple_of(7) && held.is_none() {
                 held = Some(packet); // sent after the next one
                 continue;
             }
