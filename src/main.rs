@@ -1,12 +1,16 @@
 //! The `camgate` command.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use camgate::app::App;
 use camgate::config::{Config, ConfigArgs};
+use camgate::gb::manscdp::Charset;
+use camgate::sim::{AudioInput, PsQuirks, Sim, SimConfig, SipTransport};
 use camgate::store::{Store, TokenRole, db};
 
 /// camgate — GB28181 platform and media gateway for security cameras.
@@ -34,6 +38,135 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Simulate GB28181 devices: register N devices × M channels to a
+    /// platform, keep them alive, answer queries, and stream PS over RTP
+    /// from an H.264/H.265 file to every INVITE. Ctrl-C/SIGTERM ends every
+    /// session with BYE and unregisters every device.
+    Sim(Box<SimArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+struct SimArgs {
+    /// The platform's SIP address.
+    #[arg(long, value_name = "ADDR")]
+    platform: SocketAddr,
+    /// SIP transport: udp, or tcp (one connection per device).
+    #[arg(long, default_value = "udp")]
+    transport: SipTransport,
+    /// Number of devices.
+    #[arg(long, default_value_t = 1)]
+    devices: usize,
+    /// Channels per device (type 131 ids derived from the device prefix).
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    /// 14 digits; device ids are this and a 6-digit counter from 000001.
+    #[arg(long, default_value = "34020000001320")]
+    device_prefix: String,
+    /// Digest password of every device.
+    #[arg(long, env = "CAMGATE_SIM_PASSWORD")]
+    password: String,
+    /// The platform's 20-digit id.
+    #[arg(long, default_value = "34020000002000000001")]
+    platform_id: String,
+    /// SIP domain, also the digest realm.
+    #[arg(long, default_value = "3402000000")]
+    domain: String,
+    /// Seconds between keepalives.
+    #[arg(long, default_value_t = 60)]
+    keepalive_secs: u64,
+    /// Registration period asked for, seconds.
+    #[arg(long, default_value_t = 3600)]
+    expires: u32,
+    /// H.264 or H.265 Annex B elementary stream (.h264/.h265), looped.
+    #[arg(long, value_name = "FILE")]
+    input: PathBuf,
+    /// Audio: `g711a` or `g711u` (a 1 kHz tone, or raw 8 kHz samples from
+    /// PATH), or `aac-file PATH` (ADTS).
+    #[arg(long, num_args = 1..=2, value_names = ["KIND", "PATH"])]
+    audio: Option<Vec<String>>,
+    /// Video frame rate of the input.
+    #[arg(long, default_value_t = 25)]
+    fps: u32,
+    /// Local address for SIP over UDP and media sockets; IP 0.0.0.0 means
+    /// the address that routes to the platform.
+    #[arg(long, default_value = "0.0.0.0:0", value_name = "ADDR")]
+    listen: SocketAddr,
+    /// PS quirk: 6-byte pack stuffing with a rising counter (Hikvision).
+    #[arg(long)]
+    ps_stuffing_counter: bool,
+    /// PS quirk: one PES per NAL unit.
+    #[arg(long)]
+    ps_pes_per_nal: bool,
+    /// PS quirk: a private_stream_1 (0xBD) PES in every video pack.
+    #[arg(long)]
+    ps_private_bd: bool,
+    /// PS quirk: no system header and no program stream map.
+    #[arg(long)]
+    ps_no_psm: bool,
+    /// Answer y=0000000000 whatever SSRC was offered.
+    #[arg(long)]
+    answer_zero_ssrc: bool,
+    /// Charset of MANSCDP bodies: gb18030 (declared GB2312) or utf-8.
+    #[arg(long, default_value = "gb18030", value_parser = parse_charset)]
+    charset: Charset,
+    /// Catalog items per MESSAGE.
+    #[arg(long, default_value_t = 2)]
+    catalog_batch: usize,
+}
+
+fn parse_charset(s: &str) -> Result<Charset, String> {
+    Charset::from_label(s).ok_or_else(|| "expected gb18030 or utf-8".into())
+}
+
+impl SimArgs {
+    fn into_config(self) -> anyhow::Result<SimConfig> {
+        let audio = match self.audio.as_deref() {
+            None => None,
+            Some([kind, rest @ ..]) => {
+                let file = rest.first().map(PathBuf::from);
+                Some(match kind.to_ascii_lowercase().as_str() {
+                    "g711a" => AudioInput::G711 {
+                        codec: camgate::codec::Codec::G711A,
+                        file,
+                    },
+                    "g711u" => AudioInput::G711 {
+                        codec: camgate::codec::Codec::G711U,
+                        file,
+                    },
+                    "aac" | "aac-file" => AudioInput::AacFile(
+                        file.context("--audio aac-file needs the path of an ADTS file")?,
+                    ),
+                    other => {
+                        anyhow::bail!("--audio {other:?}: expected g711a, g711u or aac-file PATH")
+                    }
+                })
+            }
+            Some([]) => None,
+        };
+        let mut c = SimConfig::new(self.platform, self.input);
+        c.transport = self.transport;
+        c.devices = self.devices;
+        c.channels = self.channels;
+        c.device_prefix = self.device_prefix;
+        c.password = self.password;
+        c.platform_id = self.platform_id;
+        c.domain = self.domain;
+        c.keepalive = std::time::Duration::from_secs(self.keepalive_secs);
+        c.expires = self.expires;
+        c.audio = audio;
+        c.fps = self.fps;
+        c.listen = self.listen;
+        c.quirks = PsQuirks {
+            stuffing_counter: self.ps_stuffing_counter,
+            pes_per_nal: self.ps_pes_per_nal,
+            private_bd: self.ps_private_bd,
+            no_psm: self.ps_no_psm,
+        };
+        c.answer_zero_ssrc = self.answer_zero_ssrc;
+        c.charset = self.charset;
+        c.catalog_batch = self.catalog_batch;
+        Ok(c)
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +213,7 @@ fn main() -> anyhow::Result<()> {
     init_logging(&config.log);
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config),
+        Command::Sim(args) => sim(args.into_config()?),
         Command::Migrate => {
             let store = Store::open_in_dir(&config.data_dir)?;
             println!(
@@ -136,6 +270,22 @@ fn run(config: Config) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     // Viewer connections still draining are cut here.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(())
+}
+
+fn sim(config: SimConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("camgate-sim")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let sim = Sim::start(config).await.context("starting the simulator")?;
+        wait_for_signal().await;
+        sim.stop().await;
+        anyhow::Ok(())
+    })?;
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
 }
