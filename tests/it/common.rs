@@ -16,7 +16,7 @@ pub const TOKEN: &str = "it-admin-token-0123456789abcdef";
 pub struct Lines(Arc<Mutex<Vec<String>>>);
 
 impl Lines {
-    fn spawn_reader(&self, pipe: impl std::io::Read + Send + 'static, tee: Option<PathBuf>) {
+    pub fn spawn_reader(&self, pipe: impl std::io::Read + Send + 'static, tee: Option<PathBuf>) {
         let lines = self.0.clone();
         std::thread::spawn(move || {
             let mut file = tee.and_then(|p| std::fs::File::create(p).ok());

@@ -6,6 +6,7 @@ mod api;
 mod common;
 mod gb;
 mod gb_media;
+mod gb_sim;
 mod on_demand;
 mod rtsp_flv;
 mod sip_fixtures;
