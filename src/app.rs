@@ -86,9 +86,12 @@ impl App {
             shutdown.clone(),
         )
         .await?;
-        let media_server =
-            crate::ingest::media_server::MediaServer::start(config.rtp_listen, shutdown.clone())
-                .await?;
+        let media_server = crate::ingest::media_server::MediaServer::start(
+            config.rtp_listen,
+            config.rtp_port_range,
+            shutdown.clone(),
+        )
+        .await?;
         let grace_source = Arc::new(RwLock::new(media));
         let grace_read = grace_source.clone();
         let gb_live = crate::gb::live::GbStreams::new(

@@ -107,6 +107,9 @@ pub struct GbMediaFile {
     /// The port devices must send to, when it differs from the listening
     /// port (port forwarding on a NAT router); written in SDP offers.
     pub public_port: Option<u16>,
+    /// Ports for sessions that need a port of their own (devices without SSRC
+    /// checking), `[first, last]` [default: [30000, 30499]]; `[]` for none.
+    pub port_range: Option<Vec<u16>>,
     /// Seconds without media that end a session [default: 10].
     pub media_timeout_secs: Option<u64>,
     /// Require the answered SSRC on RTP [default: true]; per device too.
@@ -168,6 +171,7 @@ pub struct Config {
     pub sip_listen: SocketAddr,
     pub gb: crate::gb::GbConfig,
     pub rtp_listen: SocketAddr,
+    pub rtp_port_range: Option<(u16, u16)>,
     pub live: crate::gb::live::LiveConfig,
 }
 
@@ -254,6 +258,17 @@ impl Config {
                 .rtp_listen
                 .or(file.gb_media.listen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 10000))),
+            rtp_port_range: match file.gb_media.port_range.as_deref() {
+                None => Some((30000, 30499)),
+                Some([]) => None,
+                Some([a, b]) if a <= b && *a > 0 => Some((*a, *b)),
+                Some(_) => {
+                    return Err(ConfigError::Invalid(
+                        "gb_media port_range must be [first, last] with 0 < first <= last, or []"
+                            .into(),
+                    ));
+                }
+            },
             live: crate::gb::live::LiveConfig {
                 media_timeout: secs(file.gb_media.media_timeout_secs.unwrap_or(10)),
                 media_ip: file.gb_media.media_ip,

@@ -319,14 +319,26 @@ impl GbStreams {
                 self.platform.release_ssrc(&ssrc);
                 e.to_string()
             })?;
-        let mut route = self.media.route(
-            if self.config.check_ssrc {
-                ssrc_value
-            } else {
-                None
-            },
-            device_ip,
-        );
+        // Without SSRC checking, a port of its own keeps this session apart
+        // from others of the same device (if a range is configured).
+        let own = if check_ssrc {
+            None
+        } else {
+            match self.media.route_own_port(cancel.clone()).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(stream = stream.id(), error = %e, "no port of its own: sharing the media port, first unknown SSRC from the device is taken");
+                    None
+                }
+            }
+        };
+        let own_port = own.as_ref().map(|(_, p)| *p);
+        let mut route = match own {
+            Some((r, _)) => r,
+            None => self
+                .media
+                .route(if check_ssrc { ssrc_value } else { None }, device_ip),
+        };
         let media_ip = self
             .config
             .media_ip
@@ -337,10 +349,12 @@ impl GbStreams {
             kind: SessionKind::Play,
             transport,
             media_ip,
-            media_port: self.config.public_port.unwrap_or(match transport {
-                MediaTransport::Udp => self.media.udp_port(),
-                MediaTransport::TcpPassive | MediaTransport::TcpActive => self.media.tcp_port(),
-            }),
+            media_port: own_port
+                .or(self.config.public_port)
+                .unwrap_or(match transport {
+                    MediaTransport::Udp => self.media.udp_port(),
+                    MediaTransport::TcpPassive | MediaTransport::TcpActive => self.media.tcp_port(),
+                }),
             time_range: None,
             download_speed: None,
         };
@@ -359,7 +373,7 @@ impl GbStreams {
         } else {
             None
         };
-        if expected != ssrc_value || !check_ssrc {
+        if own_port.is_none() && (expected != ssrc_value || !check_ssrc) {
             self.media.rekey(&route, expected, device_ip);
         }
         {

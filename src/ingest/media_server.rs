@@ -51,6 +51,10 @@ pub enum MediaServerError {
     },
     #[error("timed out connecting to the device's media address {0}")]
     ConnectTimeout(SocketAddr),
+    #[error("no free media port in {0}-{1}")]
+    NoPort(u16, u16),
+    #[error("no media port range configured for sessions that need their own port")]
+    NoRange,
 }
 
 struct RouteEntry {
@@ -81,6 +85,10 @@ pub struct MediaServer {
     tcp_addr: SocketAddr,
     routes: Mutex<Routes>,
     next_id: AtomicU64,
+    /// Ports for sessions that cannot share the SSRC-routed port.
+    port_range: Option<(u16, u16)>,
+    own_ports: Mutex<std::collections::HashSet<u16>>,
+    next_own: AtomicU64,
     pub stats: MediaServerStats,
 }
 
@@ -111,6 +119,7 @@ impl MediaServer {
     /// one the OS picked for UDP when the port is 0) and starts receiving.
     pub async fn start(
         listen: SocketAddr,
+        port_range: Option<(u16, u16)>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, MediaServerError> {
         let udp_listen = listen;
@@ -146,6 +155,9 @@ impl MediaServer {
             tcp_addr,
             routes: Mutex::default(),
             next_id: AtomicU64::new(1),
+            port_range,
+            own_ports: Mutex::default(),
+            next_own: AtomicU64::new(0),
             stats: MediaServerStats::default(),
         });
         tokio::spawn(server.clone().udp_loop(shutdown.clone()));
@@ -185,7 +197,47 @@ impl MediaServer {
             rx,
             tx,
             server: self.clone(),
+            own_port: None,
         }
+    }
+
+    /// A session on a port of its own from the configured range (UDP and TCP
+    /// on the same number): everything arriving there is this session's,
+    /// whatever its SSRC. For devices whose SSRC cannot be relied on.
+    pub async fn route_own_port(
+        self: &Arc<Self>,
+        shutdown: CancellationToken,
+    ) -> Result<(MediaRoute, u16), MediaServerError> {
+        let (lo, hi) = self.port_range.ok_or(MediaServerError::NoRange)?;
+        let span = u64::from(hi.saturating_sub(lo)) + 1;
+        let ip = self.udp_addr.ip();
+        for _ in 0..span {
+            let n = self.next_own.fetch_add(1, Ordering::Relaxed) % span;
+            let port = lo + n as u16;
+            if !lock(&self.own_ports).insert(port) {
+                continue;
+            }
+            let addr = SocketAddr::new(ip, port);
+            let (Ok(udp), Ok(tcp)) = (UdpSocket::bind(addr).await, TcpListener::bind(addr).await)
+            else {
+                lock(&self.own_ports).remove(&port);
+                continue;
+            };
+            set_recv_buffer(&udp, UDP_RECV_BUFFER);
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = mpsc::channel(ROUTE_QUEUE);
+            let route = MediaRoute {
+                id,
+                rx,
+                tx: tx.clone(),
+                server: self.clone(),
+                own_port: Some(port),
+            };
+            tokio::spawn(own_port_loop(self.clone(), udp, tcp, tx, shutdown));
+            tracing::debug!(port, "media session on its own port");
+            return Ok((route, port));
+        }
+        Err(MediaServerError::NoPort(lo, hi))
     }
 
     /// Changes what a route waits for: the SSRC the device answered, or any
@@ -231,34 +283,57 @@ impl MediaServer {
     }
 
     async fn udp_loop(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut buf = vec![0u8; 65_536];
+        let mut batch = batch::RecvBatch::new();
         loop {
-            let (n, from) = tokio::select! {
+            tokio::select! {
                 () = shutdown.cancelled() => return,
-                r = self.udp.recv_from(&mut buf) => match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "media UDP receive error");
-                        continue;
-                    }
+                r = self.udp.readable() => if let Err(e) = r {
+                    tracing::debug!(error = %e, "media UDP socket error");
+                    continue;
                 },
-            };
-            self.stats.udp_packets.fetch_add(1, Ordering::Relaxed);
-            self.stats.udp_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            let packet = &buf[..n];
-            let Some(tx) = peek_ssrc(packet).and_then(|s| self.lookup(s, from.ip())) else {
-                let c = self.stats.unrouted_packets.fetch_add(1, Ordering::Relaxed);
-                if c.is_power_of_two() {
-                    tracing::debug!(peer = %from, ssrc = ?peek_ssrc(packet), total = c + 1, "media packet for no session dropped");
-                }
-                continue;
-            };
-            if tx
-                .try_send(MediaChunk::Datagram(Bytes::copy_from_slice(packet), from))
-                .is_err()
-            {
-                self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
             }
+            // Up to a batch of datagrams per system call where the OS can
+            // (recvmmsg on Linux); one at a time elsewhere.
+            let received = self
+                .udp
+                .try_io(tokio::io::Interest::READABLE, || batch.recv(&self.udp));
+            let n = match received {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here on Linux.
+                    tracing::debug!(error = %e, "media UDP receive error");
+                    continue;
+                }
+            };
+            for i in 0..n {
+                let (packet, from, truncated) = batch.get(i);
+                if truncated {
+                    tracing::debug!(peer = %from, "oversized media datagram dropped");
+                    continue;
+                }
+                self.deliver(packet, from);
+            }
+        }
+    }
+
+    fn deliver(&self, packet: &[u8], from: SocketAddr) {
+        self.stats.udp_packets.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .udp_bytes
+            .fetch_add(packet.len() as u64, Ordering::Relaxed);
+        let Some(tx) = peek_ssrc(packet).and_then(|s| self.lookup(s, from.ip())) else {
+            let c = self.stats.unrouted_packets.fetch_add(1, Ordering::Relaxed);
+            if c.is_power_of_two() {
+                tracing::debug!(peer = %from, ssrc = ?peek_ssrc(packet), total = c + 1, "media packet for no session dropped");
+            }
+            return;
+        };
+        if tx
+            .try_send(MediaChunk::Datagram(Bytes::copy_from_slice(packet), from))
+            .is_err()
+        {
+            self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -375,6 +450,7 @@ pub struct MediaRoute {
     pub rx: mpsc::Receiver<MediaChunk>,
     tx: mpsc::Sender<MediaChunk>,
     server: Arc<MediaServer>,
+    own_port: Option<u16>,
 }
 
 impl MediaRoute {
@@ -386,6 +462,151 @@ impl MediaRoute {
 impl Drop for MediaRoute {
     fn drop(&mut self) {
         self.server.unroute(self.id);
+        if let Some(p) = self.own_port {
+            lock(&self.server.own_ports).remove(&p);
+        }
+    }
+}
+
+/// A session's own port: UDP datagrams and one accepted TCP connection, all
+/// delivered to `tx` until the route is dropped.
+async fn own_port_loop(
+    server: Arc<MediaServer>,
+    udp: UdpSocket,
+    tcp: TcpListener,
+    tx: mpsc::Sender<MediaChunk>,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tx.closed() => return,
+            r = udp.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                server.stats.udp_packets.fetch_add(1, Ordering::Relaxed);
+                server.stats.udp_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                if tx.try_send(MediaChunk::Datagram(Bytes::copy_from_slice(&buf[..n]), from)).is_err() {
+                    server.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            r = tcp.accept() => {
+                let Ok((stream, _)) = r else { continue };
+                let _ = stream.set_nodelay(true);
+                server.stats.tcp_connections.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(pump_tcp(stream, tx.clone(), shutdown.clone()));
+            }
+        }
+    }
+}
+
+/// Batched UDP receive: `recvmmsg(2)` on Linux, `recv_from` elsewhere.
+mod batch {
+    use std::net::SocketAddr;
+
+    use tokio::net::UdpSocket;
+
+    /// Datagrams per system call.
+    pub const BATCH: usize = 16;
+    /// Largest datagram kept; bigger ones are reported truncated (RTP from
+    /// cameras is ≤ 1500 bytes; this leaves room for jumbo frames).
+    pub const MAX_DATAGRAM: usize = 9216;
+
+    pub struct RecvBatch {
+        bufs: Vec<Vec<u8>>,
+        meta: Vec<(usize, SocketAddr, bool)>,
+    }
+
+    impl RecvBatch {
+        pub fn new() -> Self {
+            Self {
+                bufs: (0..BATCH).map(|_| vec![0u8; MAX_DATAGRAM]).collect(),
+                meta: Vec::with_capacity(BATCH),
+            }
+        }
+
+        pub fn get(&self, i: usize) -> (&[u8], SocketAddr, bool) {
+            let (len, from, truncated) = self.meta[i];
+            (&self.bufs[i][..len], from, truncated)
+        }
+
+        #[cfg(target_os = "linux")]
+        pub fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+            use std::os::fd::AsRawFd;
+            // SAFETY: every pointer handed to recvmmsg points into `self.bufs`,
+            // `iovs`, `addrs` or `msgs`, all alive and not moved for the call;
+            // lengths are the real buffer sizes; the kernel writes at most
+            // `msg_len` bytes per buffer and `msg_namelen` per address, and we
+            // read back only the first `n` entries it reports.
+            unsafe {
+                let mut addrs: [libc::sockaddr_storage; BATCH] = std::mem::zeroed();
+                let mut iovs: [libc::iovec; BATCH] = std::mem::zeroed();
+                let mut msgs: [libc::mmsghdr; BATCH] = std::mem::zeroed();
+                for i in 0..BATCH {
+                    iovs[i].iov_base = self.bufs[i].as_mut_ptr().cast();
+                    iovs[i].iov_len = self.bufs[i].len();
+                    msgs[i].msg_hdr.msg_name =
+                        (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                    msgs[i].msg_hdr.msg_namelen =
+                        std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                    msgs[i].msg_hdr.msg_iov = &mut iovs[i];
+                    msgs[i].msg_hdr.msg_iovlen = 1;
+                }
+                let n = libc::recvmmsg(
+                    socket.as_raw_fd(),
+                    msgs.as_mut_ptr(),
+                    BATCH as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                );
+                if n < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let n = n as usize;
+                self.meta.clear();
+                for i in 0..n {
+                    let from = to_socket_addr(&addrs[i]).unwrap_or(([0, 0, 0, 0], 0).into());
+                    let truncated = msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+                    self.meta.push((msgs[i].msg_len as usize, from, truncated));
+                }
+                Ok(n)
+            }
+        }
+
+        #[cfg(not(target_os = "linux"))]
+        pub fn recv(&mut self, socket: &UdpSocket) -> std::io::Result<usize> {
+            let (len, from) = socket.try_recv_from(&mut self.bufs[0])?;
+            self.meta.clear();
+            self.meta.push((len, from, false));
+            Ok(1)
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
+        match i32::from(ss.ss_family) {
+            libc::AF_INET => {
+                // SAFETY: the family says the storage holds a sockaddr_in,
+                // which is smaller than sockaddr_storage and suitably aligned.
+                let a =
+                    unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(SocketAddr::from((ip, u16::from_be(a.sin_port))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: as above, for sockaddr_in6.
+                let a =
+                    unsafe { &*(ss as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                    ip,
+                    u16::from_be(a.sin6_port),
+                    a.sin6_flowinfo,
+                    a.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -436,7 +657,9 @@ mod tests {
     async fn routes_udp_by_ssrc_and_learns_unknown_ones() {
         let shutdown = CancellationToken::new();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = MediaServer::start(any, shutdown.clone()).await.unwrap();
+        let server = MediaServer::start(any, None, shutdown.clone())
+            .await
+            .unwrap();
         let dest: SocketAddr = ([127, 0, 0, 1], server.udp_port()).into();
         let mut known = server.route(Some(200_000_001), "127.0.0.1".parse().unwrap());
         let mut open = server.route(None, "127.0.0.1".parse().unwrap());
@@ -466,7 +689,9 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let shutdown = CancellationToken::new();
         let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let server = MediaServer::start(any, shutdown.clone()).await.unwrap();
+        let server = MediaServer::start(any, None, shutdown.clone())
+            .await
+            .unwrap();
         let mut route = server.route(Some(5), "127.0.0.1".parse().unwrap());
         let mut c = TcpStream::connect(("127.0.0.1", server.tcp_port()))
             .await

@@ -84,6 +84,11 @@ impl Sipp {
         for (name, bytes) in &run.files {
             std::fs::write(dir.path().join(name), bytes).unwrap();
         }
+        if run.with_ooc && !run.files.iter().any(|(n, _)| *n == "media.pcap") {
+            // device_ooc.xml names media.pcap, which sipp loads with the
+            // scenario: give it a minimal one (one non-RTP datagram).
+            std::fs::write(dir.path().join("media.pcap"), minimal_pcap()).unwrap();
+        }
         let mut csv = String::from("SEQUENTIAL\n");
         for (id, pw) in &run.devices {
             csv.push_str(&format!("{id};{pw}\n"));
@@ -170,6 +175,31 @@ impl Sipp {
         }
         out
     }
+}
+
+/// A pcap holding one UDP datagram that is not RTP.
+pub(crate) fn minimal_pcap() -> Vec<u8> {
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    pcap.extend_from_slice(&[2, 0, 4, 0]);
+    pcap.extend_from_slice(&[0; 8]);
+    pcap.extend_from_slice(&65_535u32.to_le_bytes());
+    pcap.extend_from_slice(&1u32.to_le_bytes());
+    let junk = b"not rtp";
+    let len = (14 + 20 + 8 + junk.len()) as u32;
+    for v in [0u32, 0, len, len] {
+        pcap.extend_from_slice(&v.to_le_bytes());
+    }
+    pcap.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let ip_len = (20 + 8 + junk.len()) as u16;
+    pcap.extend_from_slice(&[0x45, 0]);
+    pcap.extend_from_slice(&ip_len.to_be_bytes());
+    pcap.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+    pcap.extend_from_slice(&[0x75, 0x30, 0x9c, 0x40]);
+    pcap.extend_from_slice(&((8 + junk.len()) as u16).to_be_bytes());
+    pcap.extend_from_slice(&[0, 0]);
+    pcap.extend_from_slice(junk);
+    pcap
 }
 
 impl Drop for Sipp {

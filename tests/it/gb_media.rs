@@ -234,21 +234,7 @@ async fn concurrent_viewers_one_invite_and_media_stop_ends_the_stream() {
 async fn no_media_after_the_invite_is_an_error_and_a_bye() {
     let gw = gateway_with("[gb_media]\nmedia_timeout_secs = 2\n");
     // A pcap whose only datagram is not RTP.
-    let mut pcap = ps_rtp_pcap("h264-es/240x320.h264", 0);
-    let junk = b"not rtp";
-    let len = (14 + 20 + 8 + junk.len()) as u32;
-    for v in [0u32, 0, len, len] {
-        pcap.extend_from_slice(&v.to_le_bytes());
-    }
-    pcap.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 1, 0x08, 0x00]);
-    let ip_len = (20 + 8 + junk.len()) as u16;
-    pcap.extend_from_slice(&[0x45, 0]);
-    pcap.extend_from_slice(&ip_len.to_be_bytes());
-    pcap.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
-    pcap.extend_from_slice(&[0x75, 0x30, 0x9c, 0x40]);
-    pcap.extend_from_slice(&((8 + junk.len()) as u16).to_be_bytes());
-    pcap.extend_from_slice(&[0, 0]);
-    pcap.extend_from_slice(junk);
+    let pcap = crate::gb::minimal_pcap();
     let sipp = registered_sipp(&gw, pcap, 10).await;
     let (status, body) = gw.get(&format!("/live/{DEVICE}_{CHANNEL}.flv"), None).await;
     assert_eq!(status, 502, "{body}");
@@ -321,5 +307,40 @@ async fn lossy_udp_keeps_playing_and_reports_loss() {
     let ratio = gb["loss_ratio"].as_f64().unwrap();
     assert!((0.02..0.08).contains(&ratio), "loss ratio {ratio}: {s}");
     assert!(forwarded.load(std::sync::atomic::Ordering::Relaxed) > 100);
+    drop(sipp);
+}
+
+/// A device whose SSRC is not to be trusted (SSRC check off): its session
+/// gets a port of its own from the range, and plays whatever SSRC it sends.
+#[tokio::test(flavor = "multi_thread")]
+async fn device_without_ssrc_check_gets_its_own_port() {
+    let gw = gateway_with("[gb_media]\nport_range = [31000, 31099]\n");
+    let sipp = registered_sipp(&gw, ps_rtp_pcap("h264-es/240x320.h264", 150), 14).await;
+    let (status, body) = gw
+        .api(
+            Method::PATCH,
+            &format!("/api/v1/devices/{DEVICE}"),
+            Some(json!({"ssrc_check": false})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ssrc_check"], false);
+    let id = format!("{DEVICE}_{CHANNEL}");
+    let log = ffmpeg_decode(&ffmpeg_debian(), &format!("{}/live/{id}.flv", gw.base), 30).await;
+    assert!(decoded_frames(&log) >= 30, "{log}");
+    let line = gw.logs.wait_for("own port", Duration::from_secs(1), |l| {
+        l.contains("media session on its own port")
+    });
+    let port: u16 = line
+        .rsplit("port=")
+        .next()
+        .and_then(|p| p.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .expect("port in log");
+    assert!((31000..=31099).contains(&port), "{line}");
+    let (_, s) = gw
+        .api(Method::GET, &format!("/api/v1/streams/{id}"), None)
+        .await;
+    assert!(s["gb28181"]["ssrc"].is_null(), "any SSRC accepted: {s}");
     drop(sipp);
 }
