@@ -78,6 +78,42 @@ pub struct SessionInfo {
     pub loss_ratio: f64,
     pub ps_warnings: u64,
     pub invites: u64,
+    /// Gateway-added latency of the last ≤ 1000 video frames: from reading a
+    /// frame's last packet off the socket to publishing the frame (µs).
+    pub added_latency_us_p50: Option<u64>,
+    pub added_latency_us_p99: Option<u64>,
+    #[serde(skip)]
+    latencies: LatencyWindow,
+}
+
+/// The last `LATENCY_WINDOW` samples.
+#[derive(Clone, Debug, Default)]
+struct LatencyWindow {
+    samples: Vec<u32>,
+    next: usize,
+}
+
+const LATENCY_WINDOW: usize = 1000;
+
+impl LatencyWindow {
+    fn add(&mut self, us: u32) {
+        if self.samples.len() < LATENCY_WINDOW {
+            self.samples.push(us);
+        } else {
+            self.samples[self.next] = us;
+        }
+        self.next = (self.next + 1) % LATENCY_WINDOW;
+    }
+
+    fn percentiles(&self) -> Option<(u64, u64)> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut v = self.samples.clone();
+        v.sort_unstable();
+        let at = |q: f64| u64::from(v[((v.len() - 1) as f64 * q).round() as usize]);
+        Some((at(0.5), at(0.99)))
+    }
 }
 
 struct Runner {
@@ -222,7 +258,14 @@ impl GbStreams {
     }
 
     pub fn session_info(&self, id: &str) -> Option<SessionInfo> {
-        lock(&self.runners).get(id).map(|r| lock(&r.info).clone())
+        lock(&self.runners).get(id).map(|r| {
+            let mut i = lock(&r.info).clone();
+            if let Some((p50, p99)) = i.latencies.percentiles() {
+                i.added_latency_us_p50 = Some(p50);
+                i.added_latency_us_p99 = Some(p99);
+            }
+            i
+        })
     }
 
     /// Ends every session with BYE (bounded by the caller).
@@ -427,6 +470,9 @@ impl GbStreams {
         let started = Instant::now();
         let timeout = self.config.media_timeout;
         let mut in_order = Vec::new();
+        // When the newest packet fed to the demuxer was read off the socket.
+        let mut last_arrival = Instant::now();
+        let mut frame_latencies: Vec<u32> = Vec::new();
         loop {
             let deadline = last_media.unwrap_or(started) + timeout;
             let reorder_at = reorder.poll_timeout();
@@ -446,15 +492,17 @@ impl GbStreams {
                     let Some(chunk) = chunk else { return End::Cancelled };
                     let now = Instant::now();
                     match chunk {
-                        MediaChunk::Datagram(bytes, _) => match RtpPacket::parse(bytes) {
+                        MediaChunk::Datagram(bytes, _, read_at) => match RtpPacket::parse(bytes) {
                             Ok(p) => {
                                 last_media = Some(now);
+                                last_arrival = read_at;
                                 reorder.push(p, now);
                             }
                             Err(e) => tracing::debug!(stream = stream.id(), error = %e, "bad RTP packet"),
                         },
                         MediaChunk::Stream(bytes) => {
                             last_media = Some(now);
+                            last_arrival = now;
                             if let Err(e) = framer.push(&bytes) {
                                 tracing::warn!(stream = stream.id(), error = %e, "RFC 4571 stream: data dropped");
                             }
@@ -500,6 +548,10 @@ impl GbStreams {
             while let Some(ev) = demux.poll() {
                 match ev {
                     PsEvent::Frame(frame) => {
+                        if frame.is_video() {
+                            let us = last_arrival.elapsed().as_micros();
+                            frame_latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
+                        }
                         let p = publisher.get_or_insert_with(|| {
                             let streams = demux.streams();
                             let has = |video: bool| {
@@ -521,9 +573,12 @@ impl GbStreams {
                     }
                 }
             }
-            if packets > 0 || warnings > 0 {
+            if packets > 0 || warnings > 0 || !frame_latencies.is_empty() {
                 let s = reorder.stats();
                 let mut i = lock(info);
+                for us in frame_latencies.drain(..) {
+                    i.latencies.add(us);
+                }
                 i.packets += packets;
                 i.ps_warnings += warnings;
                 if transport == MediaTransport::Udp {

@@ -26,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 /// What a session receives.
 #[derive(Debug)]
 pub enum MediaChunk {
-    /// One UDP datagram (one RTP packet) and where it came from.
-    Datagram(Bytes, SocketAddr),
+    /// One UDP datagram (one RTP packet), where it came from, and when it was
+    /// read from the socket (for the added-latency measurement).
+    Datagram(Bytes, SocketAddr, std::time::Instant),
     /// Bytes of an RFC 4571 TCP stream, in order, as read.
     Stream(Bytes),
     /// The TCP connection ended (the device closed it or it failed).
@@ -330,7 +331,11 @@ impl MediaServer {
             return;
         };
         if tx
-            .try_send(MediaChunk::Datagram(Bytes::copy_from_slice(packet), from))
+            .try_send(MediaChunk::Datagram(
+                Bytes::copy_from_slice(packet),
+                from,
+                std::time::Instant::now(),
+            ))
             .is_err()
         {
             self.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
@@ -486,7 +491,8 @@ async fn own_port_loop(
                 let Ok((n, from)) = r else { continue };
                 server.stats.udp_packets.fetch_add(1, Ordering::Relaxed);
                 server.stats.udp_bytes.fetch_add(n as u64, Ordering::Relaxed);
-                if tx.try_send(MediaChunk::Datagram(Bytes::copy_from_slice(&buf[..n]), from)).is_err() {
+                let chunk = MediaChunk::Datagram(Bytes::copy_from_slice(&buf[..n]), from, std::time::Instant::now());
+                if tx.try_send(chunk).is_err() {
                     server.stats.dropped_full.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -648,7 +654,7 @@ mod tests {
 
     async fn recv(r: &mut MediaRoute) -> Option<u32> {
         match tokio::time::timeout(Duration::from_secs(2), r.rx.recv()).await {
-            Ok(Some(MediaChunk::Datagram(b, _))) => peek_ssrc(&b),
+            Ok(Some(MediaChunk::Datagram(b, _, _))) => peek_ssrc(&b),
             other => panic!("{other:?}"),
         }
     }

@@ -123,6 +123,10 @@ async fn sipp_device_streams_ps_over_udp_into_flv() {
     assert!(s["gb28181"]["packets"].as_u64().unwrap() > 100, "{s}");
     assert_eq!(s["gb28181"]["lost"], 0, "{s}");
     assert!(
+        s["gb28181"]["added_latency_us_p50"].is_u64(),
+        "measured: {s}"
+    );
+    assert!(
         gw.logs
             .contains("device answered its own SSRC: adopting it"),
         "{}",
