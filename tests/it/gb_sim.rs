@@ -235,3 +235,44 @@ async fn sim_tcp_active_h265_aac() {
             l.contains("sim bye") && l.contains("by=platform")
         });
 }
+
+/// The device ends the session (BYE, here because the simulator stops): the
+/// gateway answers 200, the stream ends and its viewer sees the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn device_bye_ends_the_stream() {
+    let gw = Gateway::start(GatewayOptions::default());
+    setup(&gw).await;
+    let mut sim = Sim::start(&gw, &fixture("h264-es/240x320.h264"), &[]);
+    let channel = first_camera(&gw).await;
+    let url = format!("{}/live/{SIM_DEVICE}_{channel}.flv", gw.base);
+    let viewer = tokio::spawn(async move {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            tokio::process::Command::new(ffmpeg9())
+                .args(["-hide_banner", "-nostdin", "-i", &url, "-f", "null", "-"])
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+    });
+    sim.logs
+        .wait_for("media flowing", Duration::from_secs(10), |l| {
+            l.contains("sim media started")
+        });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    crate::common::signal(sim.child.id(), "TERM");
+    let out = viewer
+        .await
+        .unwrap()
+        .expect("the viewer saw the end of the stream")
+        .expect("run ffmpeg");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(crate::common::decoded_frames(&log) >= 25, "{log}");
+    gw.logs.wait_for("device BYE", Duration::from_secs(5), |l| {
+        l.contains("device ended the media dialog (BYE)")
+    });
+    gw.logs.wait_for("stream end", Duration::from_secs(5), |l| {
+        l.contains("GB28181 stream ended") && l.contains("the device ended the session (BYE)")
+    });
+    let _ = wait_child(&mut sim.child, Duration::from_secs(5));
+}
