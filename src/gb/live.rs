@@ -77,6 +77,8 @@ pub struct SessionInfo {
     /// Lost / (received + lost), 0–1.
     pub loss_ratio: f64,
     pub ps_warnings: u64,
+    /// RFC 4571 resynchronisations (TCP): damaged lengths skipped.
+    pub resyncs: u64,
     pub invites: u64,
     /// Gateway-added latency of the last ≤ 1000 video frames: from reading a
     /// frame's last packet off the socket to publishing the frame (µs).
@@ -510,7 +512,17 @@ impl GbStreams {
                                 match r.map(RtpPacket::parse) {
                                     Ok(Ok(p)) => in_order.push(p),
                                     Ok(Err(e)) => tracing::debug!(stream = stream.id(), error = %e, "bad RTP packet"),
-                                    Err(e) => tracing::debug!(stream = stream.id(), error = %e, "RFC 4571 resync"),
+                                    Err(e) => {
+                                        // A damaged stream: the frame being
+                                        // assembled is suspect. Start over at
+                                        // the next keyframe rather than pass
+                                        // corrupt video on.
+                                        tracing::warn!(stream = stream.id(), error = %e, "RFC 4571 resynchronised: dropping the frame in progress");
+                                        in_order.clear();
+                                        demux = PsDemuxer::new(PsConfig::default());
+                                        boundary = FrameBoundary::default();
+                                        lock(info).resyncs += 1;
+                                    }
                                 }
                             }
                         }
