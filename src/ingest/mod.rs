@@ -4,3 +4,6 @@ pub mod media_server;
 pub mod ps;
 pub mod rtp;
 pub mod rtsp;
+
+#[cfg(test)]
+mod pipeline_tests;
