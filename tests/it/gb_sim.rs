@@ -242,7 +242,13 @@ async fn sim_tcp_active_h265_aac() {
 async fn device_bye_ends_the_stream() {
     let gw = Gateway::start(GatewayOptions::default());
     setup(&gw).await;
-    let mut sim = Sim::start(&gw, &fixture("h264-es/240x320.h264"), &[]);
+    // It also answers `y=0000000000`: the gateway takes the first SSRC from
+    // the device's address on the shared UDP port.
+    let mut sim = Sim::start(
+        &gw,
+        &fixture("h264-es/240x320.h264"),
+        &["--answer-zero-ssrc"],
+    );
     let channel = first_camera(&gw).await;
     let url = format!("{}/live/{SIM_DEVICE}_{channel}.flv", gw.base);
     let viewer = tokio::spawn(async move {
@@ -260,6 +266,12 @@ async fn device_bye_ends_the_stream() {
             l.contains("sim media started")
         });
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        gw.logs
+            .contains("session without an answered SSRC learnt it from its first packet"),
+        "{}",
+        gw.logs.all().join("\n")
+    );
     crate::common::signal(sim.child.id(), "TERM");
     let out = viewer
         .await
