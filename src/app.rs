@@ -15,6 +15,8 @@ use crate::sip::endpoint::{EndpointConfig, SipEndpoint, SipError};
 use crate::store::{MediaSettings, Store, StoreError, TokenRole, db};
 
 pub struct App {
+    /// Held while running: no second gateway or restore on this data dir.
+    _lock: crate::store::ops::DataDirLock,
     pub config: Config,
     pub store: Store,
     pub hub: Arc<Hub>,
@@ -31,6 +33,8 @@ pub struct App {
 pub enum AppError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Ops(#[from] crate::store::ops::OpsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -49,6 +53,7 @@ impl App {
     /// Opens the database, starts SIP (UDP and TCP) and the GB28181 platform,
     /// and starts the stored sources.
     pub async fn start(config: Config) -> Result<Arc<Self>, AppError> {
+        let lock = crate::store::ops::DataDirLock::acquire(&config.data_dir)?;
         let store = Store::open_in_dir(&config.data_dir)?;
         ensure_admin_token(&store, config.admin_token.as_deref())?;
         let media = store
@@ -109,6 +114,7 @@ impl App {
             }),
         );
         let app = Arc::new(Self {
+            _lock: lock,
             config,
             gb,
             gb_live,

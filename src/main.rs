@@ -33,6 +33,21 @@ enum Command {
     Run,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Copy the database to FILE while the gateway may keep running (SQLite
+    /// online backup), then check the copy.
+    Backup {
+        #[arg(value_name = "FILE")]
+        dest: PathBuf,
+    },
+    /// Replace the database with a backup. The gateway must be stopped; a
+    /// backup from a newer camgate is refused.
+    Restore {
+        #[arg(value_name = "FILE")]
+        src: PathBuf,
+    },
+    /// Check the configuration, that the listening ports are free and the
+    /// database is sound; exit status 1 if anything is wrong.
+    Check,
     /// Manage REST API bearer tokens.
     Token {
         #[command(subcommand)]
@@ -214,6 +229,30 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(config),
         Command::Sim(args) => sim(args.into_config()?),
+        Command::Backup { dest } => {
+            let db = config.data_dir.join("camgate.db");
+            let info = camgate::store::ops::backup(&db, &dest)?;
+            println!(
+                "backed up {} to {} (schema {}, {} pages, integrity ok)",
+                db.display(),
+                dest.display(),
+                info.schema_version,
+                info.pages
+            );
+            Ok(())
+        }
+        Command::Restore { src } => {
+            let info = camgate::store::ops::restore(&src, &config.data_dir)?;
+            println!(
+                "restored {} into {} (schema {}, {} pages); it is upgraded at the next start if older",
+                src.display(),
+                config.data_dir.display(),
+                info.schema_version,
+                info.pages
+            );
+            Ok(())
+        }
+        Command::Check => check(&config),
         Command::Migrate => {
             let store = Store::open_in_dir(&config.data_dir)?;
             println!(
@@ -250,6 +289,72 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `camgate check`: every problem on its own line, then the verdict.
+fn check(config: &Config) -> anyhow::Result<()> {
+    use std::net::{TcpListener, UdpSocket};
+    let mut problems = 0;
+    let mut report = |ok: bool, what: String| {
+        println!("{} {what}", if ok { "ok   " } else { "ERROR" });
+        if !ok {
+            problems += 1;
+        }
+    };
+    report(true, "configuration".into());
+    let tcp = |a| TcpListener::bind(a).map(drop);
+    let udp = |a| UdpSocket::bind(a).map(drop);
+    for (name, addr, tcp_too, udp_too) in [
+        ("HTTP", config.http_listen, true, false),
+        ("SIP", config.sip_listen, true, true),
+        ("GB28181 media", config.rtp_listen, true, true),
+    ] {
+        let mut errors = Vec::new();
+        if tcp_too && let Err(e) = tcp(addr) {
+            errors.push(format!("TCP: {e}"));
+        }
+        if udp_too && let Err(e) = udp(addr) {
+            errors.push(format!("UDP: {e}"));
+        }
+        report(
+            errors.is_empty(),
+            if errors.is_empty() {
+                format!("{name} port {addr} is free")
+            } else {
+                format!("{name} port {addr}: {}", errors.join("; "))
+            },
+        );
+    }
+    match camgate::store::ops::DataDirLock::acquire(&config.data_dir) {
+        Ok(_) => report(
+            true,
+            format!("data directory {} is usable", config.data_dir.display()),
+        ),
+        Err(e) => report(false, e.to_string()),
+    }
+    let db = config.data_dir.join("camgate.db");
+    if db.exists() {
+        match camgate::store::ops::check_database(&db) {
+            Ok(v) => report(
+                true,
+                format!(
+                    "database {} passes the integrity check (schema {v} of {})",
+                    db.display(),
+                    camgate::store::schema_version()
+                ),
+            ),
+            Err(e) => report(false, e.to_string()),
+        }
+    } else {
+        report(
+            true,
+            format!("database {} will be created at start", db.display()),
+        );
+    }
+    if problems > 0 {
+        anyhow::bail!("{problems} problem(s) found");
+    }
+    Ok(())
 }
 
 fn run(config: Config) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 //! async runtime.
 
 pub mod gb;
+pub mod ops;
 mod settings;
 mod sources;
 mod tokens;

@@ -8,6 +8,7 @@ mod gb;
 mod gb_media;
 mod gb_sim;
 mod on_demand;
+mod ops;
 mod rtsp_flv;
 mod sip_fixtures;
 mod store;
