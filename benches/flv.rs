@@ -78,6 +78,7 @@ fn gop() -> Vec<Frame> {
             dts: t,
             keyframe: key,
             data: FrameData::Nals(nals),
+            received: None,
         });
         for a in 0..2 {
             let t = (i * 2 + a) * G711_BYTES as i64;
@@ -87,6 +88,7 @@ fn gop() -> Vec<Frame> {
                 dts: t,
                 keyframe: true,
                 data: FrameData::Audio(Bytes::from(noise(G711_BYTES, &mut seed))),
+                received: None,
             });
         }
     }

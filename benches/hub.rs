@@ -110,6 +110,7 @@ impl Source {
                 dts: i * 3600,
                 keyframe: key,
                 data: FrameData::Nals(vec![slice.clone(); 4]),
+                received: None,
             }
         } else {
             let t = (i * 2 + k - 1) * 160;
@@ -119,6 +120,7 @@ impl Source {
                 dts: t,
                 keyframe: true,
                 data: FrameData::Audio(self.g711.clone()),
+                received: None,
             }
         }
     }

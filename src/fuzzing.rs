@@ -69,6 +69,7 @@ pub fn flv_mux(data: &[u8]) {
             dts,
             keyframe: sel & 4 != 0,
             data,
+            received: None,
         };
         tags.clear();
         if muxer.push(&frame, &mut tags).is_ok() {

@@ -86,6 +86,37 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The last `LATENCY_WINDOW` samples.
+#[derive(Clone, Debug, Default)]
+pub struct LatencyWindow {
+    samples: Vec<u32>,
+    next: usize,
+}
+
+const LATENCY_WINDOW: usize = 1000;
+
+impl LatencyWindow {
+    pub fn add(&mut self, us: u32) {
+        if self.samples.len() < LATENCY_WINDOW {
+            self.samples.push(us);
+        } else {
+            self.samples[self.next] = us;
+        }
+        self.next = (self.next + 1) % LATENCY_WINDOW;
+    }
+
+    /// (p50, p99) of the samples, if any.
+    pub fn percentiles(&self) -> Option<(u64, u64)> {
+        if self.samples.is_empty() {
+            return None;
+        }
+        let mut v = self.samples.clone();
+        v.sort_unstable();
+        let at = |q: f64| u64::from(v[((v.len() - 1) as f64 * q).round() as usize]);
+        Some((at(0.5), at(0.99)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,10 +66,12 @@ packets=$(echo "$streams" | jq '[.[] | .gb28181.packets // 0] | add // 0')
 kbps=$(echo "$streams" | jq '[.[] | (.bitrate_bps // 0) / 1000] | add // 0')
 p50=$(echo "$streams" | jq '[.[] | .gb28181.added_latency_us_p50 // empty] | sort | if length > 0 then .[length/2|floor] else 0 end')
 p99=$(echo "$streams" | jq '[.[] | .gb28181.added_latency_us_p99 // empty] | sort | if length > 0 then .[(length*99/100)|floor] else 0 end')
+f50=$(echo "$streams" | jq '[.[] | .flv_added_latency_us_p50 // empty] | sort | if length > 0 then .[length/2|floor] else 0 end')
+f99=$(echo "$streams" | jq '[.[] | .flv_added_latency_us_p99 // empty] | sort | if length > 0 then .[(length*99/100)|floor] else 0 end')
 rss=$(rss_kb $GW)
 awk -v n="$N" -v live="$live" -v g="$((g1 - g0))" -v s="$((s1 - s0))" -v hz="$HZ" \
     -v t0="$t0" -v t1="$t1" -v rss="$rss" -v lost="$lost" -v packets="$packets" -v kbps="$kbps" \
-    -v p50="$p50" -v p99="$p99" 'BEGIN {
+    -v p50="$p50" -v p99="$p99" -v f50="$f50" -v f99="$f99" 'BEGIN {
   dt = t1 - t0
   gcpu = 100 * g / hz / dt; scpu = 100 * s / hz / dt
   printf "channels=%d live_streams=%d window=%.1fs\n", n, live, dt
@@ -77,4 +79,5 @@ awk -v n="$N" -v live="$live" -v g="$((g1 - g0))" -v s="$((s1 - s0))" -v hz="$HZ
   printf "sim: cpu=%.1f%% of one core\n", scpu
   printf "media in: %d kbit/s total, packets=%d lost=%d\n", kbps, packets, lost
   printf "added latency (last packet read -> frame published): median of stream p50 = %d us, p99 across streams = %d us\n", p50, p99
+  printf "added latency (last packet read -> FLV tag): median of stream p50 = %d us, p99 across streams = %d us\n", f50, f99
 }'

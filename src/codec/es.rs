@@ -270,6 +270,7 @@ impl VideoEs {
             dts: ts,
             keyframe: au.keyframe,
             data: FrameData::Nals(au.nals.clone()),
+            received: None,
         })
     }
 
@@ -546,6 +547,7 @@ impl AudioEs {
             dts: ts,
             keyframe: true,
             data: FrameData::Audio(u.data.clone()),
+            received: None,
         })
     }
 

@@ -85,37 +85,7 @@ pub struct SessionInfo {
     pub added_latency_us_p50: Option<u64>,
     pub added_latency_us_p99: Option<u64>,
     #[serde(skip)]
-    latencies: LatencyWindow,
-}
-
-/// The last `LATENCY_WINDOW` samples.
-#[derive(Clone, Debug, Default)]
-struct LatencyWindow {
-    samples: Vec<u32>,
-    next: usize,
-}
-
-const LATENCY_WINDOW: usize = 1000;
-
-impl LatencyWindow {
-    fn add(&mut self, us: u32) {
-        if self.samples.len() < LATENCY_WINDOW {
-            self.samples.push(us);
-        } else {
-            self.samples[self.next] = us;
-        }
-        self.next = (self.next + 1) % LATENCY_WINDOW;
-    }
-
-    fn percentiles(&self) -> Option<(u64, u64)> {
-        if self.samples.is_empty() {
-            return None;
-        }
-        let mut v = self.samples.clone();
-        v.sort_unstable();
-        let at = |q: f64| u64::from(v[((v.len() - 1) as f64 * q).round() as usize]);
-        Some((at(0.5), at(0.99)))
-    }
+    latencies: crate::util::LatencyWindow,
 }
 
 struct Runner {
@@ -559,7 +529,8 @@ impl GbStreams {
             let mut warnings = 0;
             while let Some(ev) = demux.poll() {
                 match ev {
-                    PsEvent::Frame(frame) => {
+                    PsEvent::Frame(mut frame) => {
+                        frame.received = Some(last_arrival);
                         if frame.is_video() {
                             let us = last_arrival.elapsed().as_micros();
                             frame_latencies.push(u32::try_from(us).unwrap_or(u32::MAX));

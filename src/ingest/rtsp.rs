@@ -430,6 +430,7 @@ async fn session(
                     dts: t,
                     keyframe,
                     data: FrameData::Nals(nals),
+                    received: None,
                 });
             }
             CodecItem::AudioFrame(f) => {
@@ -443,6 +444,7 @@ async fn session(
                     dts: t,
                     keyframe: true,
                     data: FrameData::Audio(Bytes::copy_from_slice(f.data())),
+                    received: None,
                 });
             }
             _ => continue,

@@ -139,6 +139,9 @@ pub struct Frame {
     /// A random access point: an IDR/IRAP video frame, or any audio frame.
     pub keyframe: bool,
     pub data: FrameData,
+    /// When the frame's last byte was read off the network, for the
+    /// gateway-added latency measurement; `None` where unknown.
+    pub received: Option<std::time::Instant>,
 }
 
 impl Frame {

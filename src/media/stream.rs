@@ -108,6 +108,8 @@ pub struct Stream {
     bytes_in: AtomicU64,
     frames_in: AtomicU64,
     closed: CancellationToken,
+    /// Video frames' network-read → FLV-tag times (µs), where known.
+    flv_latency: Mutex<crate::util::LatencyWindow>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,6 +137,13 @@ pub struct StreamSnapshot {
     pub frames_in: u64,
     pub uptime_secs: Option<u64>,
     pub source: SourceStatusSnapshot,
+    /// Gateway-added latency of the last ≤ 1000 video frames, from reading a
+    /// frame's last packet off the network to its FLV tag (µs); only for
+    /// sources that stamp arrival (GB28181) and while FLV is watched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flv_added_latency_us_p50: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flv_added_latency_us_p99: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -199,6 +208,7 @@ impl Stream {
             bytes_in: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             closed: CancellationToken::new(),
+            flv_latency: Mutex::default(),
         })
     }
 
@@ -351,6 +361,12 @@ impl Stream {
         self.closed.is_cancelled()
     }
 
+    /// Records one video frame's network-read → FLV-tag time.
+    pub fn record_flv_latency(&self, received: Instant) {
+        let us = received.elapsed().as_micros();
+        lock(&self.flv_latency).add(u32::try_from(us).unwrap_or(u32::MAX));
+    }
+
     pub fn snapshot(&self) -> StreamSnapshot {
         let t = now();
         let (bitrate, fps) = {
@@ -386,6 +402,7 @@ impl Stream {
             )
         };
         let status = SourceStatusSnapshot::from(&*self.status.borrow());
+        let lat = lock(&self.flv_latency).percentiles();
         StreamSnapshot {
             id: self.id.clone(),
             kind: self.kind,
@@ -397,6 +414,8 @@ impl Stream {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             frames_in: self.frames_in.load(Ordering::Relaxed),
             uptime_secs: uptime,
+            flv_added_latency_us_p50: lat.map(|l| l.0),
+            flv_added_latency_us_p99: lat.map(|l| l.1),
             source: status,
         }
     }
@@ -518,6 +537,7 @@ mod tests {
             dts: ts,
             keyframe: true,
             data: FrameData::Audio(Bytes::from_static(&[0xd5; 160])),
+            received: None,
         }
     }
 

@@ -128,6 +128,9 @@ fn spawn_mux_task(shared: &Arc<FlvShared>) {
                 prelude.metadata = Some(muxer.metadata());
                 prelude.sequence_headers = muxer.sequence_headers().cloned().collect();
             }
+            if let (true, Some(received)) = (frame.is_video(), frame.received) {
+                stream.record_flv_latency(received);
+            }
             for tag in tags.drain(..) {
                 // A frame's sequence header goes with the frame: viewers that
                 // start at this group already got it in their prelude.

@@ -473,6 +473,7 @@ mod tests {
                 Bytes::from_static(&[0x09, 0xf0]),
                 Bytes::from_static(slice),
             ]),
+            received: None,
         }
     }
 
@@ -544,6 +545,7 @@ mod tests {
             dts: 0,
             keyframe: true,
             data: FrameData::Audio(Bytes::from_static(&[1, 2, 3])),
+            received: None,
         };
         let mut m = FlvMuxer::new();
         let mut tags = Vec::new();
@@ -603,7 +605,7 @@ mod tests {
             for (i, (step, key, cts)) in steps.iter().enumerate() {
                 dts += step;
                 m.push(&video(&t, dts, dts + cts, *key || i == 0), &mut tags).unwrap();
-                m.push(&Frame { track: a.clone(), pts: dts * 8000 / 90000 - 400, dts: dts * 8000 / 90000 - 400, keyframe: true, data: FrameData::Audio(Bytes::from_static(&[0; 160])) }, &mut tags).unwrap();
+                m.push(&Frame { track: a.clone(), pts: dts * 8000 / 90000 - 400, dts: dts * 8000 / 90000 - 400, keyframe: true, data: FrameData::Audio(Bytes::from_static(&[0; 160])), received: None,  }, &mut tags).unwrap();
             }
             let mut w = FlvWriter::new();
             let mut out = BytesMut::new();

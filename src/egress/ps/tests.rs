@@ -209,6 +209,7 @@ fn video_frame(track: &Arc<TrackInfo>, pts: i64, dts: i64, key: bool, nals: Vec<
         dts,
         keyframe: key,
         data: FrameData::Nals(nals),
+        received: None,
     }
 }
 
@@ -219,6 +220,7 @@ fn audio_frame(track: &Arc<TrackInfo>, pts: i64, data: Vec<u8>) -> Frame {
         dts: pts,
         keyframe: true,
         data: FrameData::Audio(Bytes::from(data)),
+        received: None,
     }
 }
 
@@ -590,6 +592,7 @@ fn bad_input_is_an_error() {
         dts: 0,
         keyframe: false,
         data: FrameData::Audio(Bytes::from_static(&[1])),
+        received: None,
     };
     assert!(matches!(
         m.mux(&wrong),

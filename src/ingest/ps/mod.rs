@@ -1496,6 +1496,7 @@ impl PsDemuxer {
             dts,
             keyframe,
             data: FrameData::Nals(nals),
+            received: None,
         };
         self.emit_frame(idx, frame, offset);
     }
@@ -1610,6 +1611,7 @@ impl PsDemuxer {
                     dts: t,
                     keyframe: true,
                     data: FrameData::Audio(data),
+                    received: None,
                 };
                 self.emit_frame(idx, frame, pes.offset);
             }
@@ -1759,6 +1761,7 @@ impl PsDemuxer {
             dts: t,
             keyframe: true,
             data: FrameData::Audio(raw),
+            received: None,
         };
         self.emit_frame(idx, frame, offset);
     }
