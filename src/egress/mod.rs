@@ -2,6 +2,7 @@
 //! out to its viewers.
 
 pub mod flv;
+pub mod hls;
 pub mod ps;
 
 use std::time::Duration;
