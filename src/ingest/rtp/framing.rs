@@ -519,6 +519,22 @@ impl Rfc4571Framer {
                     r.cursor += 1;
                     self.resync = Some(r);
                 }
+                Judge::Confirmed
+                    if !self.learned()
+                        && r.held.is_some_and(|h| h.next_ok.is_none() && p < h.end) =>
+                {
+                    // Not learned yet, and the held frame may still be
+                    // confirmed by its successor: a packet chain *inside* its
+                    // payload must not win before that is known (a clean
+                    // stream whose payload happens to look like RFC 4571 +
+                    // RTP was mis-split here; found by `cargo fuzz`).
+                    if let Some(h) = r.held {
+                        r.recheck_at = r.recheck_at.min(h.end + PEEK);
+                    }
+                    r.pending_inside = true;
+                    r.cursor += 1;
+                    self.resync = Some(r);
+                }
                 Judge::Confirmed => {
                     // Before the held frame's end: its length was wrong.
                     self.resync = Some(r);

@@ -1183,3 +1183,15 @@ proptest! {
         prop_assert!(packets.len() <= 10);
     }
 }
+
+/// Found by `cargo fuzz run rfc4571`: a clean stream whose first packet's
+/// payload looks like a length + RTP header chain (`00 24 a9 …`) must come
+/// back whole, not be split inside that payload while the stream is being
+/// learned.
+#[test]
+fn clean_stream_with_framing_lookalike_payload_comes_back_whole() {
+    let mut data = vec![0x45, 0xff, 0xff, 0x00, 0x00, 0x24];
+    data.extend(std::iter::repeat_n(0xa9, 85));
+    data.extend_from_slice(&[0x7b, 0x40, 0x0d, 0xff, 0x00, 0x2e, 0x66, 0x00, 0x93]);
+    super::fuzz_rfc4571(&data);
+}
