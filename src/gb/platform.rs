@@ -606,23 +606,9 @@ impl Platform {
             inner.subscriptions.remove(device_id);
             inner.catalogs.forget_device(device_id);
         }
-        let id = device_id.to_owned();
-        if let Err(e) = self
-            .store
-            .call(move |c| db::set_online(c, &id, false, true))
-            .await
-        {
-            tracing::error!(device_id, error = %e, "cannot store unregistration");
-        }
         tracing::info!(device_id, "device unregistered");
-        self.event(
-            "device_offline",
-            Some(device_id),
-            None,
-            "unregistered (Expires: 0)".into(),
-            None,
-        )
-        .await;
+        self.online_changed(device_id, false, true, "unregistered (Expires: 0)".into())
+            .await;
     }
 
     /// Forgets a device deleted through the API.
@@ -712,6 +698,25 @@ impl Platform {
         self.dispatch(&device_id, parsed.message).await;
     }
 
+    /// Stores an online/offline change (an unregistration also clears the
+    /// registration) and records it as an event.
+    async fn online_changed(&self, device_id: &str, online: bool, unregistered: bool, why: String) {
+        let id = device_id.to_owned();
+        if let Err(e) = self
+            .store
+            .call(move |c| db::set_online(c, &id, online, unregistered))
+            .await
+        {
+            tracing::error!(device_id, error = %e, "cannot store online state");
+        }
+        let kind = if online {
+            "device_online"
+        } else {
+            "device_offline"
+        };
+        self.event(kind, Some(device_id), None, why, None).await;
+    }
+
     /// A request from a registered device: it is alive.
     async fn seen(&self, device_id: &str, now: Instant) {
         let came_back = {
@@ -727,23 +732,9 @@ impl Platform {
             came_back
         };
         if came_back {
-            let id = device_id.to_owned();
-            if let Err(e) = self
-                .store
-                .call(move |c| db::set_online(c, &id, true, false))
-                .await
-            {
-                tracing::error!(device_id, error = %e, "cannot store online state");
-            }
             tracing::info!(device_id, "device online again (keepalive)");
-            self.event(
-                "device_online",
-                Some(device_id),
-                None,
-                "keepalives resumed".into(),
-                None,
-            )
-            .await;
+            self.online_changed(device_id, true, false, "keepalives resumed".into())
+                .await;
         }
     }
 
@@ -1378,16 +1369,7 @@ impl Platform {
         };
         for (id, expired, why) in went_offline {
             tracing::warn!(device_id = id, reason = why, "device offline");
-            let i = id.clone();
-            if let Err(e) = self
-                .store
-                .call(move |c| db::set_online(c, &i, false, expired))
-                .await
-            {
-                tracing::error!(device_id = id, error = %e, "cannot store offline state");
-            }
-            self.event("device_offline", Some(&id), None, why, None)
-                .await;
+            self.online_changed(&id, false, expired, why).await;
         }
         for a in timed_out {
             self.catalog_done(a).await;
