@@ -21,6 +21,7 @@ pub struct App {
     pub store: Store,
     pub hub: Arc<Hub>,
     pub flv: FlvOutputs,
+    pub hls: Arc<crate::egress::hls::output::HlsOutputs>,
     pub rtsp: RtspSources,
     pub gb: Arc<Platform>,
     pub gb_live: Arc<crate::gb::live::GbStreams>,
@@ -121,6 +122,9 @@ impl App {
             store,
             hub,
             flv: FlvOutputs::new(FanoutConfig::default()),
+            hls: Arc::new(crate::egress::hls::output::HlsOutputs::new(
+                crate::egress::hls::HlsConfig::default(),
+            )),
             rtsp,
             media: grace_source,
             shutdown,

@@ -47,26 +47,7 @@ pub async fn flv(
     let id = file
         .strip_suffix(".flv")
         .ok_or_else(|| ApiError::not_found("live URLs end in .flv"))?;
-    let stream = match app.hub.get(id) {
-        Some(s) => s,
-        // A GB28181 channel's stream is made by its first viewer.
-        None => match crate::gb::live::split_stream_id(id) {
-            Some((device_id, channel_id)) => {
-                let (d, c) = (device_id.to_owned(), channel_id.to_owned());
-                let transport = app
-                    .store
-                    .call(move |conn| crate::store::db::get_channel(conn, &d, &c))
-                    .await?
-                    .and_then(|c| crate::gb::media::MediaTransport::parse(&c.media_transport))
-                    .unwrap_or_default();
-                app.gb_live
-                    .ensure(device_id, channel_id, transport)
-                    .await
-                    .map_err(|_| ApiError::not_found(format!("no stream {id:?}")))?
-            }
-            None => return Err(ApiError::not_found(format!("no stream {id:?}"))),
-        },
-    };
+    let stream = find_stream(&app, id).await?;
     let upgrade = if is_websocket(&req) {
         let (mut parts, _) = req.into_parts();
         match WebSocketUpgrade::from_request_parts(&mut parts, &app).await {
@@ -137,4 +118,139 @@ async fn ws_viewer(
     }
     let _ = socket.send(Message::Close(None)).await;
     tracing::info!(stream = %viewer.stream().id(), skipped = bytes.skipped(), "WS-FLV viewer ended");
+}
+
+/// The stream `id` from the hub; a GB28181 channel's stream is made by its
+/// first viewer.
+pub async fn find_stream(
+    app: &AppState,
+    id: &str,
+) -> Result<std::sync::Arc<crate::media::Stream>, ApiError> {
+    Ok(match app.hub.get(id) {
+        Some(s) => s,
+        // A GB28181 channel's stream is made by its first viewer.
+        None => match crate::gb::live::split_stream_id(id) {
+            Some((device_id, channel_id)) => {
+                let (d, c) = (device_id.to_owned(), channel_id.to_owned());
+                let transport = app
+                    .store
+                    .call(move |conn| crate::store::db::get_channel(conn, &d, &c))
+                    .await?
+                    .and_then(|c| crate::gb::media::MediaTransport::parse(&c.media_transport))
+                    .unwrap_or_default();
+                app.gb_live
+                    .ensure(device_id, channel_id, transport)
+                    .await
+                    .map_err(|_| ApiError::not_found(format!("no stream {id:?}")))?
+            }
+            None => return Err(ApiError::not_found(format!("no stream {id:?}"))),
+        },
+    })
+}
+
+/// HLS: `/live/{stream}/index.m3u8` (LL-HLS, blocking reload with
+/// `_HLS_msn`/`_HLS_part`), `init.mp4`, `seg{n}.m4s`, `part{n}.{m}.m4s`.
+pub async fn hls(
+    State(app): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, ApiError> {
+    use crate::egress::hls::output::HlsWait;
+    let stream = find_stream(&app, &id).await?;
+    let shared = app.hls.touch(&stream);
+    let timeout = app.start_timeout().max(3 * shared.target_duration());
+    let wait_err = |e: HlsWait| match e {
+        HlsWait::Timeout => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "hls_not_ready",
+            format!("no HLS media for {id:?} within {} s", timeout.as_secs()),
+        ),
+        HlsWait::TooFar => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "hls_too_far",
+            "_HLS_msn is more than two segments ahead",
+        ),
+        HlsWait::NotFound => {
+            ApiError::not_found(format!("{file} is no longer (or not yet) in the window"))
+        }
+    };
+    let media = |bytes: bytes::Bytes, immutable: bool| {
+        let mut r = Response::new(Body::from(bytes));
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+        h.insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(if immutable {
+                "max-age=3600, immutable"
+            } else {
+                "no-cache"
+            }),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        r
+    };
+    if file == "index.m3u8" {
+        let (mut msn, mut part) = (None, None);
+        for kv in query.as_deref().unwrap_or("").split('&') {
+            match kv.split_once('=') {
+                Some(("_HLS_msn", v)) => msn = v.parse().ok(),
+                Some(("_HLS_part", v)) => part = v.parse().ok(),
+                _ => {}
+            }
+        }
+        let text = shared
+            .playlist(msn, part, timeout)
+            .await
+            .map_err(wait_err)?;
+        let mut r = Response::new(Body::from(text));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/vnd.apple.mpegurl"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        return Ok(r);
+    }
+    if file == crate::egress::hls::INIT_URI {
+        // Not immutable: a restarted output writes a new one under this name.
+        return Ok(media(shared.init(timeout).await.map_err(wait_err)?, false));
+    }
+    if let Some(n) = file
+        .strip_prefix("seg")
+        .and_then(|f| f.strip_suffix(".m4s"))
+    {
+        let msn = n
+            .parse()
+            .map_err(|_| ApiError::not_found("bad segment name"))?;
+        return Ok(media(
+            shared.segment(msn, timeout).await.map_err(wait_err)?,
+            true,
+        ));
+    }
+    if let Some(p) = file
+        .strip_prefix("part")
+        .and_then(|f| f.strip_suffix(".m4s"))
+    {
+        let (m, n) = p
+            .split_once('.')
+            .ok_or_else(|| ApiError::not_found("bad part name"))?;
+        let (msn, part) = (
+            m.parse()
+                .map_err(|_| ApiError::not_found("bad part name"))?,
+            n.parse()
+                .map_err(|_| ApiError::not_found("bad part name"))?,
+        );
+        return Ok(media(
+            shared.part(msn, part, timeout).await.map_err(wait_err)?,
+            true,
+        ));
+    }
+    Err(ApiError::not_found(format!("no HLS file {file:?}")))
 }

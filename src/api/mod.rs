@@ -115,6 +115,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/health", get(health))
         .nest("/api/v1", v1)
         .route("/live/{file}", get(live::flv))
+        .route("/live/{stream}/{file}", get(live::hls))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(app)
@@ -141,6 +142,8 @@ async fn health(axum::extract::State(app): axum::extract::State<AppState>) -> ax
 pub struct StreamUrls {
     pub http_flv: String,
     pub ws_flv: String,
+    /// LL-HLS (fMP4) playlist.
+    pub hls: String,
 }
 
 pub fn stream_urls(headers: &HeaderMap, fallback: std::net::SocketAddr, id: &str) -> StreamUrls {
@@ -153,5 +156,6 @@ pub fn stream_urls(headers: &HeaderMap, fallback: std::net::SocketAddr, id: &str
     StreamUrls {
         http_flv: format!("http://{host}/live/{id}.flv"),
         ws_flv: format!("ws://{host}/live/{id}.flv"),
+        hls: format!("http://{host}/live/{id}/index.m3u8"),
     }
 }

@@ -7,6 +7,7 @@ mod common;
 mod gb;
 mod gb_media;
 mod gb_sim;
+mod hls;
 mod on_demand;
 mod ops;
 mod rtsp_flv;

@@ -17,6 +17,7 @@ mod segmenter;
 #[cfg(test)]
 mod tests;
 
+pub mod output;
 pub use playlist::{BlockingReload, PlaylistOptions};
 pub use segmenter::{AudioDropped, HlsConfig, HlsError, PartInfo, SegmentInfo, Segmenter};
 

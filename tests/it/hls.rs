@@ -1,0 +1,91 @@
+//! HLS out (fMP4, LL-HLS): an RTSP camera read back by FFmpeg through the
+//! playlist; playlists parse with m3u8-rs; a blocking reload returns once
+//! the asked-for part exists.
+
+use std::time::{Duration, Instant};
+
+use crate::common::{Camera, Gateway, GatewayOptions, decoded_frames, ffmpeg_decode, ffmpeg9};
+
+async fn get_text(url: &str) -> (u16, String, reqwest::header::HeaderMap) {
+    let r = Gateway::client().get(url).send().await.expect("GET");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (status, r.text().await.unwrap_or_default(), headers)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rtsp_camera_as_ll_hls_decodes_and_blocking_reload_works() {
+    let cam = Camera::start();
+    let gw = Gateway::start(GatewayOptions::default());
+    gw.add_source("yard", &cam.url("h264aac"), "tcp").await;
+    let url = gw.url("/live/yard/index.m3u8");
+    let (_, source) = gw
+        .api(reqwest::Method::GET, "/api/v1/sources/yard", None)
+        .await;
+    assert_eq!(source["urls"]["hls"], url, "{source}");
+
+    let log = ffmpeg_decode(&ffmpeg9(), &url, 50).await;
+    assert!(decoded_frames(&log) >= 50, "{log}");
+    assert!(log.contains("h264"), "{log}");
+    assert!(log.contains("aac"), "{log}");
+
+    let (status, text, headers) = get_text(&url).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
+    let parsed = m3u8_rs::parse_media_playlist_res(text.as_bytes())
+        .unwrap_or_else(|e| panic!("m3u8-rs cannot parse the playlist: {e:?}\n{text}"));
+    assert!(!parsed.segments.is_empty(), "{text}");
+    assert!(
+        text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES"),
+        "{text}"
+    );
+    assert!(text.contains("#EXT-X-PART:"), "{text}");
+
+    // The preload hint names the next part: ask for it with a blocking reload.
+    let hint = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT:"))
+        .unwrap_or_else(|| panic!("no preload hint:\n{text}"));
+    let uri = hint
+        .split("URI=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let (msn, part) = uri
+        .strip_prefix("part")
+        .and_then(|p| p.strip_suffix(".m4s"))
+        .and_then(|p| p.split_once('.'))
+        .unwrap();
+    let asked = Instant::now();
+    let (status, reloaded, _) = get_text(&format!("{url}?_HLS_msn={msn}&_HLS_part={part}")).await;
+    let waited = asked.elapsed();
+    assert_eq!(status, 200, "{reloaded}");
+    assert!(
+        reloaded.contains(uri),
+        "the answer lists {uri}:\n{reloaded}"
+    );
+    // It returns when the part exists (a part is 200 ms): generous bound.
+    assert!(
+        waited < Duration::from_secs(3),
+        "blocking reload took {waited:?}"
+    );
+    // The part itself, immutable once complete.
+    let r = Gateway::client()
+        .get(gw.url(&format!("/live/yard/{uri}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "max-age=3600, immutable");
+    assert!(!r.bytes().await.unwrap().is_empty());
+    // Far ahead: 400 at once.
+    let far: u64 = msn.parse::<u64>().unwrap() + 10;
+    let (status, _, _) = get_text(&format!("{url}?_HLS_msn={far}")).await;
+    assert_eq!(status, 400);
+    // Unknown files and streams are 404s.
+    assert_eq!(get_text(&gw.url("/live/yard/nope.txt")).await.0, 404);
+    assert_eq!(get_text(&gw.url("/live/none/index.m3u8")).await.0, 404);
+}
