@@ -158,7 +158,9 @@ pub async fn hls(
     use crate::egress::hls::output::HlsWait;
     let stream = find_stream(&app, &id).await?;
     let shared = app.hls.touch(&stream);
-    let timeout = app.start_timeout().max(3 * shared.target_duration());
+    // The first playlist needs a whole segment: the source's start plus up
+    // to the longest segment (keyframes can be rare).
+    let timeout = app.start_timeout() + shared.max_segment_duration();
     let wait_err = |e: HlsWait| match e {
         HlsWait::Timeout => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

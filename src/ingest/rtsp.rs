@@ -414,7 +414,7 @@ async fn session(
                 )
                 .map_err(|e| (e.with_url(url), had_media))?;
                 let ts = f.timestamp();
-                let keyframe = f.is_random_access_point();
+                let rap = f.is_random_access_point();
                 let data = Bytes::from(f.into_data());
                 let nals = match nal::split_length_prefixed(&data) {
                     Ok(n) => n,
@@ -423,6 +423,10 @@ async fn session(
                         continue;
                     }
                 };
+                // retina flags IDR only; H.265 encoders (x265's open GOP)
+                // send later random access points as CRA, which players
+                // and the HLS segmenter must see as keyframes too.
+                let keyframe = rap || nal::is_keyframe(track.codec(), &nals);
                 let t = rescale(ts.elapsed(), ts.clock_rate(), track.timescale());
                 publisher.publish(Frame {
                     track,

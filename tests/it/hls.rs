@@ -89,3 +89,25 @@ async fn rtsp_camera_as_ll_hls_decodes_and_blocking_reload_works() {
     assert_eq!(get_text(&gw.url("/live/yard/nope.txt")).await.0, 404);
     assert_eq!(get_text(&gw.url("/live/none/index.m3u8")).await.0, 404);
 }
+
+/// Debian's FFmpeg 5.1 reads the H.264 + AAC playlist; FFmpeg 9 an H.265 one.
+#[tokio::test(flavor = "multi_thread")]
+async fn hls_h264_aac_with_debian_ffmpeg_and_h265_with_ffmpeg9() {
+    let cam = Camera::start();
+    let gw = Gateway::start(GatewayOptions::default());
+    gw.add_source("door", &cam.url("h264aac"), "tcp").await;
+    gw.add_source("gate", &cam.url("h265"), "tcp").await;
+    let log = ffmpeg_decode(
+        &crate::common::ffmpeg_debian(),
+        &gw.url("/live/door/index.m3u8"),
+        50,
+    )
+    .await;
+    assert!(decoded_frames(&log) >= 50, "{log}");
+    assert!(log.contains("h264") && log.contains("aac"), "{log}");
+    let log = ffmpeg_decode(&ffmpeg9(), &gw.url("/live/gate/index.m3u8"), 50).await;
+    assert!(decoded_frames(&log) >= 50, "{log}");
+    assert!(log.contains("hevc"), "{log}");
+    // The camera's G.711 on the H.265 mount is not in the HLS output.
+    assert!(!log.contains("pcm_mulaw"), "{log}");
+}

@@ -153,6 +153,12 @@ impl HlsShared {
         lock(&self.segmenter).config().target_duration
     }
 
+    /// The longest a segment can take (cameras with rare keyframes): the
+    /// first playlist may wait this long after the source starts.
+    pub fn max_segment_duration(&self) -> Duration {
+        lock(&self.segmenter).config().max_segment_duration
+    }
+
     /// Waits until `ready` says yes (or the timeout).
     async fn wait_for<T>(
         &self,
