@@ -339,7 +339,7 @@ impl GbStreams {
         let own = if check_ssrc {
             None
         } else {
-            match self.media.route_own_port(cancel.clone()).await {
+            match self.media.route_own_port(CancellationToken::new()).await {
                 Ok(r) => Some(r),
                 Err(e) => {
                     tracing::warn!(stream = stream.id(), error = %e, "no port of its own: sharing the media port, first unknown SSRC from the device is taken");
@@ -403,9 +403,11 @@ impl GbStreams {
                     "TCP active: the device's answer has no media address to connect to".into(),
                 );
             };
+            // The connection is closed when the route is dropped, after the
+            // BYE, so the device hears "BYE" before it sees the TCP close.
             if let Err(e) = self
                 .media
-                .connect_active(&route, addr, cancel.clone())
+                .connect_active(&route, addr, CancellationToken::new())
                 .await
             {
                 let _ = self.platform.bye(&mut dialog).await;

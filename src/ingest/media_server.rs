@@ -123,33 +123,28 @@ impl MediaServer {
         port_range: Option<(u16, u16)>,
         shutdown: CancellationToken,
     ) -> Result<Arc<Self>, MediaServerError> {
-        let udp_listen = listen;
-        let udp = UdpSocket::bind(udp_listen)
-            .await
-            .map_err(|source| MediaServerError::Bind {
-                what: "UDP",
-                addr: udp_listen,
-                source,
-            })?;
+        let bind = |what, addr, source| MediaServerError::Bind { what, addr, source };
+        // TCP on the UDP port's number, even when the OS picked it: a picked
+        // port may be taken on TCP, so try again then.
+        let mut attempt = 0;
+        let (udp, udp_addr, tcp, tcp_addr) = loop {
+            let udp = UdpSocket::bind(listen)
+                .await
+                .map_err(|e| bind("UDP", listen, e))?;
+            let udp_addr = udp.local_addr().map_err(|e| bind("UDP", listen, e))?;
+            match TcpListener::bind(udp_addr).await {
+                Ok(tcp) => {
+                    let tcp_addr = tcp.local_addr().map_err(|e| bind("TCP", udp_addr, e))?;
+                    break (udp, udp_addr, tcp, tcp_addr);
+                }
+                Err(e) if listen.port() == 0 && attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(port = udp_addr.port(), error = %e, "picked media port busy on TCP; trying another");
+                }
+                Err(e) => return Err(bind("TCP", udp_addr, e)),
+            }
+        };
         set_recv_buffer(&udp, UDP_RECV_BUFFER);
-        let udp_addr = udp.local_addr().map_err(|source| MediaServerError::Bind {
-            what: "UDP",
-            addr: udp_listen,
-            source,
-        })?;
-        let tcp_listen = udp_addr;
-        let tcp = TcpListener::bind(tcp_listen)
-            .await
-            .map_err(|source| MediaServerError::Bind {
-                what: "TCP",
-                addr: tcp_listen,
-                source,
-            })?;
-        let tcp_addr = tcp.local_addr().map_err(|source| MediaServerError::Bind {
-            what: "TCP",
-            addr: tcp_listen,
-            source,
-        })?;
         let server = Arc::new(Self {
             udp,
             udp_addr,

@@ -95,10 +95,21 @@ impl SipEndpoint {
             addr: config.listen,
             source,
         };
-        let udp = UdpSocket::bind(config.listen).await.map_err(bind_err)?;
-        let local = udp.local_addr().map_err(bind_err)?;
-        // TCP on the same port as UDP, even when the port was picked by the OS.
-        let tcp = TcpListener::bind(local).await.map_err(bind_err)?;
+        // TCP on the same port as UDP, even when the port was picked by the
+        // OS: a picked UDP port may be taken on TCP, so try again then.
+        let mut attempt = 0;
+        let (udp, local, tcp) = loop {
+            let udp = UdpSocket::bind(config.listen).await.map_err(bind_err)?;
+            let local = udp.local_addr().map_err(bind_err)?;
+            match TcpListener::bind(local).await {
+                Ok(tcp) => break (udp, local, tcp),
+                Err(e) if config.listen.port() == 0 && attempt < 50 => {
+                    attempt += 1;
+                    tracing::debug!(port = local.port(), error = %e, "picked port busy on TCP; trying another");
+                }
+                Err(e) => return Err(bind_err(e)),
+            }
+        };
         let (tx, rx) = mpsc::channel(4096);
         let ep = Arc::new(Self {
             udp,
