@@ -133,15 +133,10 @@ impl Platform {
         let (ended_tx, ended) = watch::channel(false);
         lock(&self.inner).dialogs.insert(call_id.clone(), ended_tx);
         let response = self
-            .endpoint
-            .request(peer, request)
+            .request_to(&req.device_id, peer, request)
             .await
-            .map_err(|source| {
+            .inspect_err(|_| {
                 lock(&self.inner).dialogs.remove(&call_id);
-                GbError::Sip {
-                    device_id: req.device_id.clone(),
-                    source,
-                }
             })?;
         let code = response.status_code.code();
         if !(200..300).contains(&code) {
@@ -242,21 +237,14 @@ impl Platform {
         }
         d.cseq += 1;
         let bye = self.in_dialog(d, rsip::Method::Bye, d.cseq);
-        match self.endpoint.request(d.peer, bye).await {
-            Ok(r) => {
-                tracing::debug!(
-                    device_id = d.device_id,
-                    channel_id = d.channel_id,
-                    code = r.status_code.code(),
-                    "BYE answered"
-                );
-                Ok(())
-            }
-            Err(source) => Err(GbError::Sip {
-                device_id: d.device_id.clone(),
-                source,
-            }),
-        }
+        let r = self.request_to(&d.device_id, d.peer, bye).await?;
+        tracing::debug!(
+            device_id = d.device_id,
+            channel_id = d.channel_id,
+            code = r.status_code.code(),
+            "BYE answered"
+        );
+        Ok(())
     }
 
     /// Forgets the dialog and frees its SSRC (idempotent).

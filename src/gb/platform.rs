@@ -1089,6 +1089,23 @@ impl Platform {
         }
     }
 
+    /// Sends a request to a device and waits for its final response; SIP
+    /// failures carry the device id.
+    async fn request_to(
+        &self,
+        device_id: &str,
+        peer: Peer,
+        req: rsip::Request,
+    ) -> Result<rsip::Response, GbError> {
+        self.endpoint
+            .request(peer, req)
+            .await
+            .map_err(|source| GbError::Sip {
+                device_id: device_id.to_owned(),
+                source,
+            })
+    }
+
     /// Sends a MANSCDP MESSAGE (body written in UTF-8, sent in the device's
     /// charset) and waits for the SIP final response.
     async fn send_message(&self, device_id: &str, xml: String) -> Result<u16, GbError> {
@@ -1106,14 +1123,7 @@ impl Platform {
             &[],
             Some(body),
         );
-        let resp = self
-            .endpoint
-            .request(peer, req)
-            .await
-            .map_err(|source| GbError::Sip {
-                device_id: device_id.to_owned(),
-                source,
-            })?;
+        let resp = self.request_to(device_id, peer, req).await?;
         Ok(resp.status_code.code())
     }
 
@@ -1247,14 +1257,7 @@ impl Platform {
             ],
             Some(body),
         );
-        let resp = self
-            .endpoint
-            .request(peer, req)
-            .await
-            .map_err(|source| GbError::Sip {
-                device_id: device_id.to_owned(),
-                source,
-            })?;
+        let resp = self.request_to(device_id, peer, req).await?;
         let code = resp.status_code.code();
         if !(200..300).contains(&code) {
             lock(&self.inner).subscriptions.remove(device_id);
