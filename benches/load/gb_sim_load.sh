@@ -66,8 +66,8 @@ packets=$(echo "$streams" | jq '[.[] | .gb28181.packets // 0] | add // 0')
 kbps=$(echo "$streams" | jq '[.[] | (.bitrate_bps // 0) / 1000] | add // 0')
 p50=$(echo "$streams" | jq '[.[] | .gb28181.added_latency_us_p50 // empty] | sort | if length > 0 then .[length/2|floor] else 0 end')
 p99=$(echo "$streams" | jq '[.[] | .gb28181.added_latency_us_p99 // empty] | sort | if length > 0 then .[(length*99/100)|floor] else 0 end')
-f50=$(echo "$streams" | jq '[.[] | .flv_added_latency_us_p50 // empty] | sort | if length > 0 then .[length/2|floor] else 0 end')
-f99=$(echo "$streams" | jq '[.[] | .flv_added_latency_us_p99 // empty] | sort | if length > 0 then .[(length*99/100)|floor] else 0 end')
+f50=$(echo "$streams" | jq '[.[] | .added_latency_us.flv.p50 // empty] | sort | if length > 0 then .[length/2|floor] else 0 end')
+f99=$(echo "$streams" | jq '[.[] | .added_latency_us.flv.p99 // empty] | sort | if length > 0 then .[(length*99/100)|floor] else 0 end')
 rss=$(rss_kb $GW)
 awk -v n="$N" -v live="$live" -v g="$((g1 - g0))" -v s="$((s1 - s0))" -v hz="$HZ" \
     -v t0="$t0" -v t1="$t1" -v rss="$rss" -v lost="$lost" -v packets="$packets" -v kbps="$kbps" \

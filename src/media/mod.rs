@@ -11,4 +11,7 @@ pub use demand::{DemandAction, DemandController, DemandPolicy};
 pub use fanout::{Fanout, FanoutConfig, FanoutError, FanoutItem, FanoutReceiver};
 pub use frame::{AudioTrack, Frame, FrameData, TrackInfo, VideoTrack};
 pub use hub::{Hub, HubError};
-pub use stream::{Publisher, SourceState, SourceStatus, Stream, StreamSnapshot, ViewerGuard};
+pub use stream::{
+    LatencyPercentiles, Output, Publisher, SourceState, SourceStatus, Stream, StreamSnapshot,
+    ViewerGuard,
+};

@@ -108,8 +108,42 @@ pub struct Stream {
     bytes_in: AtomicU64,
     frames_in: AtomicU64,
     closed: CancellationToken,
-    /// Video frames' network-read → FLV-tag times (µs), where known.
-    flv_latency: Mutex<crate::util::LatencyWindow>,
+    /// Video frames' network-read → output times (µs) per [`Output`], where
+    /// known.
+    latency: [Mutex<crate::util::LatencyWindow>; Output::ALL.len()],
+}
+
+/// The outputs whose added latency a stream measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// First byte of the FLV tag handed to the viewers' fan-out.
+    Flv,
+    /// The LL-HLS part holding the frame listed in the playlist.
+    Hls,
+    /// First RTP packet of the frame written to an RTSP client.
+    Rtsp,
+    /// First RTP packet of the frame handed to a WebRTC session.
+    WebRtc,
+}
+
+impl Output {
+    pub const ALL: [Output; 4] = [Output::Flv, Output::Hls, Output::Rtsp, Output::WebRtc];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Output::Flv => "flv",
+            Output::Hls => "hls",
+            Output::Rtsp => "rtsp",
+            Output::WebRtc => "webrtc",
+        }
+    }
+}
+
+/// p50/p99 of one output's added latency (µs).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct LatencyPercentiles {
+    pub p50: u64,
+    pub p99: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -137,13 +171,12 @@ pub struct StreamSnapshot {
     pub frames_in: u64,
     pub uptime_secs: Option<u64>,
     pub source: SourceStatusSnapshot,
-    /// Gateway-added latency of the last ≤ 1000 video frames, from reading a
-    /// frame's last packet off the network to its FLV tag (µs); only for
-    /// sources that stamp arrival (GB28181) and while FLV is watched.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flv_added_latency_us_p50: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub flv_added_latency_us_p99: Option<u64>,
+    /// Gateway-added latency (µs) of the last ≤ 1000 video frames per output
+    /// (`flv`, `hls`, `rtsp`, `webrtc`), from reading a frame's last packet off
+    /// the network to its first byte leaving on that output (for HLS: its part
+    /// being listed); only for sources that stamp arrival (GB28181) and only
+    /// outputs being watched appear.
+    pub added_latency_us: std::collections::BTreeMap<&'static str, LatencyPercentiles>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -208,7 +241,7 @@ impl Stream {
             bytes_in: AtomicU64::new(0),
             frames_in: AtomicU64::new(0),
             closed: CancellationToken::new(),
-            flv_latency: Mutex::default(),
+            latency: Default::default(),
         })
     }
 
@@ -361,10 +394,10 @@ impl Stream {
         self.closed.is_cancelled()
     }
 
-    /// Records one video frame's network-read → FLV-tag time.
-    pub fn record_flv_latency(&self, received: Instant) {
+    /// Records one video frame's network-read → `output` time.
+    pub fn record_latency(&self, output: Output, received: Instant) {
         let us = received.elapsed().as_micros();
-        lock(&self.flv_latency).add(u32::try_from(us).unwrap_or(u32::MAX));
+        lock(&self.latency[output as usize]).add(u32::try_from(us).unwrap_or(u32::MAX));
     }
 
     pub fn snapshot(&self) -> StreamSnapshot {
@@ -402,7 +435,13 @@ impl Stream {
             )
         };
         let status = SourceStatusSnapshot::from(&*self.status.borrow());
-        let lat = lock(&self.flv_latency).percentiles();
+        let added_latency_us = Output::ALL
+            .iter()
+            .filter_map(|&o| {
+                let (p50, p99) = lock(&self.latency[o as usize]).percentiles()?;
+                Some((o.as_str(), LatencyPercentiles { p50, p99 }))
+            })
+            .collect();
         StreamSnapshot {
             id: self.id.clone(),
             kind: self.kind,
@@ -414,8 +453,7 @@ impl Stream {
             bytes_in: self.bytes_in.load(Ordering::Relaxed),
             frames_in: self.frames_in.load(Ordering::Relaxed),
             uptime_secs: uptime,
-            flv_added_latency_us_p50: lat.map(|l| l.0),
-            flv_added_latency_us_p99: lat.map(|l| l.1),
+            added_latency_us,
             source: status,
         }
     }

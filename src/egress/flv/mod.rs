@@ -129,7 +129,7 @@ fn spawn_mux_task(shared: &Arc<FlvShared>) {
                 prelude.sequence_headers = muxer.sequence_headers().cloned().collect();
             }
             if let (true, Some(received)) = (frame.is_video(), frame.received) {
-                stream.record_flv_latency(received);
+                stream.record_latency(crate::media::Output::Flv, received);
             }
             for tag in tags.drain(..) {
                 // A frame's sequence header goes with the frame: viewers that
