@@ -139,6 +139,9 @@ pub struct SipFile {
 #[serde(deny_unknown_fields)]
 pub struct HttpFile {
     pub listen: Option<SocketAddr>,
+    /// Origins allowed to read responses cross-origin (`"*"` for any); none
+    /// by default.
+    pub cors_allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -161,6 +164,7 @@ pub struct RtspFile {
 pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
+    pub cors_allowed_origins: Vec<String>,
     pub log: String,
     pub on_demand_grace: Duration,
     pub start_timeout: Duration,
@@ -219,6 +223,7 @@ impl Config {
                 .http_listen
                 .or(file.http.listen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            cors_allowed_origins: file.http.cors_allowed_origins.unwrap_or_default(),
             log: args
                 .log
                 .clone()
@@ -289,6 +294,7 @@ impl Config {
                 "admin_token must be at least 24 characters without spaces".into(),
             ));
         }
+        crate::api::CorsPolicy::new(&self.cors_allowed_origins).map_err(ConfigError::Invalid)?;
         if self.start_timeout.is_zero() {
             return Err(ConfigError::Invalid(
                 "start_timeout_secs must be at least 1".into(),

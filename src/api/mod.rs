@@ -2,6 +2,7 @@
 
 mod auth;
 mod channels;
+mod cors;
 mod devices;
 mod error;
 mod json;
@@ -19,6 +20,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 pub use auth::Caller;
+pub use cors::CorsPolicy;
 pub use devices::{DeviceCreate, DevicePatch};
 pub use error::ApiError;
 pub use json::{ApiJson, ApiQuery, parse as parse_json};
@@ -64,6 +66,8 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
 ];
 
 pub fn router(app: AppState) -> Router {
+    // Validated when the configuration was loaded.
+    let cors = Arc::new(CorsPolicy::new(&app.config.cors_allowed_origins).unwrap_or_default());
     let v1 = Router::new()
         .route("/sources", get(sources::list).post(sources::create))
         .route(
@@ -119,6 +123,7 @@ pub fn router(app: AppState) -> Router {
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(app)
+        .layer(axum::middleware::from_fn_with_state(cors, cors::layer))
 }
 
 #[derive(Serialize)]

@@ -14,6 +14,9 @@ pub struct StreamView {
     pub snapshot: StreamSnapshot,
     pub flv_viewers: usize,
     pub urls: StreamUrls,
+    /// The LL-HLS output, while it runs: whether it carries audio and why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hls: Option<crate::egress::hls::HlsOutputInfo>,
     /// GB28181 streams: transport, SSRC, packets, loss.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gb28181: Option<crate::gb::live::SessionInfo>,
@@ -24,6 +27,7 @@ fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream, flv: usiz
         snapshot: s.snapshot(),
         flv_viewers: flv,
         urls: stream_urls(headers, app.config.http_listen, s.id()),
+        hls: app.hls.info(s.id()),
         gb28181: app.gb_live.session_info(s.id()),
     }
 }

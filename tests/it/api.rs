@@ -321,3 +321,92 @@ fn token_cli_creates_a_working_token() {
     assert!(list.contains("operator\tops"), "{list}");
     assert!(!list.contains(&token), "list never shows the token");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cors_answers_configured_origins_only() {
+    let gw = Gateway::start(GatewayOptions {
+        config_toml: "[http]\ncors_allowed_origins = [\"http://player.test:8000\"]\n".into(),
+        ..GatewayOptions::default()
+    });
+    let client = Gateway::client();
+    // A preflight carries no credentials and is answered before authentication.
+    let pre = client
+        .request(Method::OPTIONS, gw.url("/api/v1/streams"))
+        .header("origin", "http://player.test:8000")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pre.status().as_u16(), 204);
+    let h = pre.headers();
+    assert_eq!(h["access-control-allow-origin"], "http://player.test:8000");
+    assert!(
+        h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(
+        h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    // The real request still needs the token, and its answer is readable.
+    for (token, status) in [(None, 401), (Some(TOKEN), 200)] {
+        let mut req = client
+            .get(gw.url("/api/v1/streams"))
+            .header("origin", "http://player.test:8000");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+        assert_eq!(
+            resp.headers()["access-control-allow-origin"],
+            "http://player.test:8000"
+        );
+        assert!(
+            resp.headers()["access-control-expose-headers"]
+                .to_str()
+                .unwrap()
+                .contains("location")
+        );
+    }
+    // Another origin gets no CORS headers, so its scripts cannot read anything.
+    let other = client
+        .get(gw.url("/api/v1/health"))
+        .header("origin", "http://evil.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 200);
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+    let pre = client
+        .request(Method::OPTIONS, gw.url("/api/v1/streams"))
+        .header("origin", "http://evil.test")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(!pre.headers().contains_key("access-control-allow-origin"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_cors_origin_stops_the_start_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("camgate.toml"),
+        "[http]\ncors_allowed_origins = [\"player.test/path\"]\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camgate"))
+        .arg("check")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CORS origin"), "{text}");
+}

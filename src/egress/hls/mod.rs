@@ -19,6 +19,7 @@ mod tests;
 
 pub mod output;
 pub use playlist::{BlockingReload, PlaylistOptions};
+pub use output::HlsOutputInfo;
 pub use segmenter::{AudioDropped, HlsConfig, HlsError, PartInfo, SegmentInfo, Segmenter};
 
 /// URI of the initialization segment in playlists.

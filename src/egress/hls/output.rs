@@ -84,12 +84,27 @@ impl HlsOutputs {
         lock(&self.shared).keys().cloned().collect()
     }
 
+    /// What the stream's HLS output carries, if it runs.
+    pub fn info(&self, stream: &str) -> Option<HlsOutputInfo> {
+        let shared = lock(&self.shared).get(stream)?.clone();
+        let seg = lock(&shared.segmenter);
+        let leased = lock(&shared.lease).guard.is_some();
+        Some(HlsOutputInfo {
+            watched: leased,
+            audio: seg.has_audio(),
+            audio_omitted: seg.audio_dropped().map(|d| d.to_string()),
+        })
+    }
+
     async fn run(self: Arc<Self>, shared: Arc<HlsShared>) {
         let stream = shared.stream.clone();
         let mut frames = stream.subscribe();
         let lease_time = 3 * self.config.target_duration;
         let idle_end = Duration::from_secs(30).max(2 * lease_time);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
+        // Arrival times of the video frames in the part being filled: the
+        // added latency is measured to the moment their part is listed.
+        let mut unlisted: Vec<Instant> = Vec::new();
         loop {
             let frame = tokio::select! {
                 f = frames.recv() => f,
@@ -115,7 +130,20 @@ impl HlsOutputs {
                     continue;
                 }
             };
-            let pushed = lock(&shared.segmenter).push(&frame);
+            let (pushed, part_done) = {
+                let mut seg = lock(&shared.segmenter);
+                let before = seg.next_part();
+                let pushed = seg.push(&frame);
+                (pushed, seg.next_part() != before)
+            };
+            if part_done {
+                for received in unlisted.drain(..) {
+                    stream.record_latency(crate::media::Output::Hls, received);
+                }
+            }
+            if let (true, Some(received)) = (frame.is_video(), frame.received) {
+                unlisted.push(received);
+            }
             if let Err(e) = pushed {
                 // New parameter sets: a new init segment and numbering would
                 // confuse players mid-playlist; start over cleanly.
@@ -136,6 +164,18 @@ impl HlsOutputs {
         }
         tracing::debug!(stream = stream.id(), "HLS output stopped");
     }
+}
+
+/// The HLS output of one stream, for the stream info.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HlsOutputInfo {
+    /// Requested within the last three target durations.
+    pub watched: bool,
+    /// Whether segments carry the stream's audio.
+    pub audio: bool,
+    /// Why they do not, e.g. G.711, which MSE players cannot play.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audio_omitted: Option<String>,
 }
 
 /// Why an HLS request cannot be answered.

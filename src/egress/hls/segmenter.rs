@@ -101,7 +101,11 @@ impl std::fmt::Display for AudioDropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AudioDropped::UnsupportedCodec(c) => {
-                write!(f, "{c} audio is not supported in fMP4/HLS; video only")
+                write!(
+                    f,
+                    "{c} audio cannot be played by MSE/HLS players and is not transcoded; \
+                     HLS carries video only (WebRTC, RTSP and FLV carry the audio)"
+                )
             }
             AudioDropped::ArrivedLate => f.write_str("audio started after the HLS init segment"),
         }
