@@ -157,6 +157,14 @@ pub fn api_json(data: &[u8]) {
     let _ = parse_json::<crate::api::DevicePatch>(data);
 }
 
+/// HTTP query strings and file names of the live routes.
+pub fn http_query(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (file, query) = text.split_once('?').unwrap_or((&text, ""));
+    let _ = crate::egress::hls::HlsFile::parse(file, Some(query));
+    let _ = crate::egress::hls::HlsFile::parse("index.m3u8", Some(&text));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +177,7 @@ mod tests {
             codec_parsers(&data);
             flv_mux(&data);
             api_json(&data);
+            http_query(&data);
             sip_message(&data);
             manscdp(&data);
             digest(&data);

@@ -156,6 +156,7 @@ pub async fn hls(
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, ApiError> {
     use crate::egress::hls::output::HlsWait;
+    use crate::egress::hls::{HlsFile, HlsRequestError};
     let stream = find_stream(&app, &id).await?;
     let shared = app.hls.touch(&stream);
     // The first playlist needs a whole segment: the source's start plus up
@@ -188,71 +189,35 @@ pub async fn hls(
                 "no-cache"
             }),
         );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
         r
     };
-    if file == "index.m3u8" {
-        let (mut msn, mut part) = (None, None);
-        for kv in query.as_deref().unwrap_or("").split('&') {
-            match kv.split_once('=') {
-                Some(("_HLS_msn", v)) => msn = v.parse().ok(),
-                Some(("_HLS_part", v)) => part = v.parse().ok(),
-                _ => {}
-            }
+    let request = HlsFile::parse(&file, query.as_deref()).map_err(|e| match e {
+        HlsRequestError::UnknownFile(_) => ApiError::not_found(e.to_string()),
+        HlsRequestError::BadDirective(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "hls_bad_directive", e.to_string())
         }
-        let text = shared
-            .playlist(msn, part, timeout)
-            .await
-            .map_err(wait_err)?;
-        let mut r = Response::new(Body::from(text));
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/vnd.apple.mpegurl"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        );
-        return Ok(r);
-    }
-    if file == crate::egress::hls::INIT_URI {
+    })?;
+    Ok(match request {
+        HlsFile::Playlist { msn, part } => {
+            let text = shared
+                .playlist(msn, part, timeout)
+                .await
+                .map_err(wait_err)?;
+            let mut r = Response::new(Body::from(text));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/vnd.apple.mpegurl"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r
+        }
         // Not immutable: a restarted output writes a new one under this name.
-        return Ok(media(shared.init(timeout).await.map_err(wait_err)?, false));
-    }
-    if let Some(n) = file
-        .strip_prefix("seg")
-        .and_then(|f| f.strip_suffix(".m4s"))
-    {
-        let msn = n
-            .parse()
-            .map_err(|_| ApiError::not_found("bad segment name"))?;
-        return Ok(media(
-            shared.segment(msn, timeout).await.map_err(wait_err)?,
-            true,
-        ));
-    }
-    if let Some(p) = file
-        .strip_prefix("part")
-        .and_then(|f| f.strip_suffix(".m4s"))
-    {
-        let (m, n) = p
-            .split_once('.')
-            .ok_or_else(|| ApiError::not_found("bad part name"))?;
-        let (msn, part) = (
-            m.parse()
-                .map_err(|_| ApiError::not_found("bad part name"))?,
-            n.parse()
-                .map_err(|_| ApiError::not_found("bad part name"))?,
-        );
-        return Ok(media(
+        HlsFile::Init => media(shared.init(timeout).await.map_err(wait_err)?, false),
+        HlsFile::Segment(msn) => media(shared.segment(msn, timeout).await.map_err(wait_err)?, true),
+        HlsFile::Part(msn, part) => media(
             shared.part(msn, part, timeout).await.map_err(wait_err)?,
             true,
-        ));
-    }
-    Err(ApiError::not_found(format!("no HLS file {file:?}")))
+        ),
+    })
 }

@@ -407,6 +407,7 @@ async fn a_bad_cors_origin_stops_the_start_with_a_clear_error() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CORS origin"), "{text}");
 }

@@ -13,13 +13,15 @@
 
 pub mod fmp4;
 pub mod playlist;
+mod request;
 mod segmenter;
 #[cfg(test)]
 mod tests;
 
 pub mod output;
-pub use playlist::{BlockingReload, PlaylistOptions};
 pub use output::HlsOutputInfo;
+pub use playlist::{BlockingReload, PlaylistOptions};
+pub use request::{HlsFile, HlsRequestError};
 pub use segmenter::{AudioDropped, HlsConfig, HlsError, PartInfo, SegmentInfo, Segmenter};
 
 /// URI of the initialization segment in playlists.
