@@ -93,6 +93,16 @@ pub struct FileConfig {
     pub sip: SipFile,
     #[serde(default)]
     pub gb_media: GbMediaFile,
+    #[serde(default)]
+    pub viewer: ViewerFile,
+}
+
+/// `[viewer]`: who may watch live outputs.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ViewerFile {
+    /// Live outputs need an API token (any role); off by default.
+    pub require_token: Option<bool>,
 }
 
 /// `[gb_media]`: how GB28181 media comes in.
@@ -165,6 +175,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
     pub cors_allowed_origins: Vec<String>,
+    pub viewer_require_token: bool,
     pub log: String,
     pub on_demand_grace: Duration,
     pub start_timeout: Duration,
@@ -224,6 +235,7 @@ impl Config {
                 .or(file.http.listen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
             cors_allowed_origins: file.http.cors_allowed_origins.unwrap_or_default(),
+            viewer_require_token: file.viewer.require_token.unwrap_or(false),
             log: args
                 .log
                 .clone()

@@ -11,6 +11,7 @@ mod settings;
 mod sources;
 mod streams;
 mod tokens;
+mod viewer;
 
 use std::sync::Arc;
 

@@ -111,3 +111,79 @@ async fn hls_h264_aac_with_debian_ffmpeg_and_h265_with_ffmpeg9() {
     // The camera's G.711 on the H.265 mount is not in the HLS output.
     assert!(!log.contains("pcm_mulaw"), "{log}");
 }
+
+/// With `[viewer] require_token`, FLV and HLS need an API token (any role);
+/// the token given with the playlist rides on every URI in it, so FFmpeg
+/// follows segments and parts without knowing about tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn viewer_tokens_guard_flv_and_hls_when_required() {
+    let cam = Camera::start();
+    let gw = Gateway::start(GatewayOptions {
+        config_toml: "[viewer]\nrequire_token = true\n".into(),
+        ..GatewayOptions::default()
+    });
+    gw.add_source("gate", &cam.url("h264aac"), "tcp").await;
+    let (status, viewer) = gw
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"name": "wall screen", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{viewer}");
+    let token = viewer["token"].as_str().unwrap().to_owned();
+
+    for path in [
+        "/live/gate.flv",
+        "/live/gate/index.m3u8",
+        "/live/gate/init.mp4",
+    ] {
+        let (status, body, _) = get_text(&gw.url(path)).await;
+        assert_eq!(status, 401, "{path}: {body}");
+        let (status, _, _) = get_text(&gw.url(&format!("{path}?token=cg_wrong"))).await;
+        assert_eq!(status, 401, "{path} with a wrong token");
+    }
+    // Bearer works too (WHEP's scheme, and players that set headers).
+    let r = Gateway::client()
+        .get(gw.url("/live/gate/index.m3u8"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let bearer_playlist = r.text().await.unwrap();
+    assert!(!bearer_playlist.contains("token="), "{bearer_playlist}");
+
+    let url = gw.url(&format!("/live/gate/index.m3u8?token={token}"));
+    let (status, text, _) = get_text(&url).await;
+    assert_eq!(status, 200, "{text}");
+    let uris: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') || l.contains("URI=\""))
+        .collect();
+    assert!(uris.len() > 3, "{text}");
+    for l in &uris {
+        assert!(l.contains(&format!("?token={token}")), "{l}\n{text}");
+    }
+    let log = ffmpeg_decode(&ffmpeg9(), &url, 30).await;
+    assert!(decoded_frames(&log) >= 30, "{log}");
+    let flv = ffmpeg_decode(
+        &crate::common::ffmpeg_debian(),
+        &gw.url(&format!("/live/gate.flv?token={token}")),
+        30,
+    )
+    .await;
+    assert!(decoded_frames(&flv) >= 30, "{flv}");
+    // Revoked: refused at once.
+    let id = viewer["id"].as_i64().unwrap();
+    let (status, _) = gw
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/tokens/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = get_text(&url).await;
+    assert_eq!(status, 401);
+}

@@ -224,12 +224,14 @@ impl HlsShared {
         &self,
         msn: Option<u64>,
         part: Option<u32>,
+        uri_query: Option<String>,
         timeout: Duration,
     ) -> Result<String, HlsWait> {
         let opts = PlaylistOptions {
             low_latency: true,
             end_list: false,
             program_date_time: Some(self.started),
+            uri_query,
         };
         self.wait_for(timeout, |s| {
             // A first playlist needs one whole segment: players without

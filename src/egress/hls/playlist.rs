@@ -22,6 +22,10 @@ pub struct PlaylistOptions {
     /// Wall-clock time of the stream's first keyframe: enables
     /// EXT-X-PROGRAM-DATE-TIME on every segment.
     pub program_date_time: Option<SystemTime>,
+    /// Appended as `?{query}` to every URI in the playlist, so a viewer
+    /// token given with the playlist request reaches segments and parts
+    /// (players resolve relative URIs without the playlist's query).
+    pub uri_query: Option<String>,
 }
 
 /// Answer to a blocking playlist reload (`_HLS_msn`, `_HLS_part`, RFC 8216bis
@@ -97,12 +101,16 @@ fn write(seg: &Segmenter, opts: &PlaylistOptions) -> String {
     if seg.init().is_none() {
         return out;
     }
-    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{INIT_URI}\"");
+    let q = opts
+        .uri_query
+        .as_deref()
+        .map_or(String::new(), |q| format!("?{q}"));
+    let _ = writeln!(out, "#EXT-X-MAP:URI=\"{INIT_URI}{q}\"");
     let write_parts = |out: &mut String, msn: u64, parts: &[super::PartInfo]| {
         for (i, p) in parts.iter().enumerate() {
             let _ = write!(
                 out,
-                "#EXT-X-PART:DURATION={},URI=\"{}\"",
+                "#EXT-X-PART:DURATION={},URI=\"{}{q}\"",
                 secs(p.duration),
                 part_uri(msn, i as u32)
             );
@@ -122,14 +130,14 @@ fn write(seg: &Segmenter, opts: &PlaylistOptions) -> String {
             write_parts(&mut out, s.msn, &s.parts);
         }
         let _ = writeln!(out, "#EXTINF:{},", secs(s.duration));
-        let _ = writeln!(out, "{}", segment_uri(s.msn));
+        let _ = writeln!(out, "{}{q}", segment_uri(s.msn));
     }
     if opts.low_latency && !opts.end_list {
         write_parts(&mut out, seg.next_msn(), seg.open_parts());
         if let Some((msn, part)) = seg.next_part() {
             let _ = writeln!(
                 out,
-                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}{q}\"",
                 part_uri(msn, part)
             );
         }
