@@ -143,6 +143,11 @@ pub fn manscdp(data: &[u8]) {
     let (text, _) = manscdp::decode_body(data, None);
     let built = manscdp::query_with(&text, 1, &text, &[("Name", &text)]);
     let _ = manscdp::parse(&manscdp::encode_body(&built, Charset::Gb18030), None);
+    // A <PTZCmd> as a device reads it; what parses must render back.
+    if let Ok(cmd) = crate::ptz::PtzCommand::from_gb_hex(&text) {
+        let hex = cmd.to_gb_hex(1).expect("a parsed PTZCmd renders");
+        assert_eq!(crate::ptz::PtzCommand::from_gb_hex(&hex), Ok(cmd));
+    }
 }
 
 /// The API's JSON bodies.
