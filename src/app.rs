@@ -25,6 +25,7 @@ pub struct App {
     pub rtsp: RtspSources,
     pub gb: Arc<Platform>,
     pub gb_live: Arc<crate::gb::live::GbStreams>,
+    pub ptz: Arc<crate::ptz::PtzService>,
     media: Arc<RwLock<MediaSettings>>,
     pub shutdown: CancellationToken,
     pub started: Instant,
@@ -114,11 +115,13 @@ impl App {
                 )
             }),
         );
+        let ptz = crate::ptz::PtzService::new(gb.clone());
         let app = Arc::new(Self {
             _lock: lock,
             config,
             gb,
             gb_live,
+            ptz,
             store,
             hub,
             flv: FlvOutputs::new(FanoutConfig::default()),

@@ -309,6 +309,9 @@ impl From<GbError> for ApiError {
             GbError::Rejected { .. } | GbError::Sip { .. } | GbError::BadAnswer { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "device_error", e.to_string())
             }
+            GbError::BadRequest(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string())
+            }
             GbError::Store(s) => s.into(),
         }
     }

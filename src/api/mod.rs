@@ -7,6 +7,7 @@ mod devices;
 mod error;
 mod json;
 mod live;
+mod ptz;
 mod settings;
 mod sources;
 mod streams;
@@ -64,6 +65,23 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/channels/{device_id}/{channel_id}"),
     ("POST", "/api/v1/channels/{device_id}/{channel_id}/play"),
     ("DELETE", "/api/v1/channels/{device_id}/{channel_id}/play"),
+    ("POST", "/api/v1/channels/{device_id}/{channel_id}/ptz"),
+    ("POST", "/api/v1/channels/{device_id}/{channel_id}/cruise"),
+    ("POST", "/api/v1/channels/{device_id}/{channel_id}/scan"),
+    ("GET", "/api/v1/channels/{device_id}/{channel_id}/presets"),
+    (
+        "PUT",
+        "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}",
+    ),
+    (
+        "DELETE",
+        "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}",
+    ),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}/call",
+    ),
+    ("POST", "/api/v1/devices/{id}/control"),
 ];
 
 pub fn router(app: AppState) -> Router {
@@ -111,6 +129,34 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/channels/{device_id}/{channel_id}/play",
             axum::routing::post(channels::play).delete(channels::stop),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/ptz",
+            axum::routing::post(ptz::ptz),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/cruise",
+            axum::routing::post(ptz::cruise),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/scan",
+            axum::routing::post(ptz::scan),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/presets",
+            get(ptz::presets),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/presets/{preset}",
+            axum::routing::put(ptz::preset_set).delete(ptz::preset_delete),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/presets/{preset}/call",
+            axum::routing::post(ptz::preset_call),
+        )
+        .route(
+            "/devices/{id}/control",
+            axum::routing::post(ptz::device_control),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -1058,6 +1058,18 @@ pub fn response_ok(cmd_type: &str, sn: u64, device_id: &str) -> String {
     build(Root::Response, cmd_type, sn, device_id, &[("Result", "OK")])
 }
 
+/// A MANSCDP message with root `root` and flat `fields` after `DeviceID`
+/// (escaped; see [`query_with`]).
+pub fn build_message(
+    root: Root,
+    cmd_type: &str,
+    sn: u64,
+    device_id: &str,
+    fields: &[(&str, &str)],
+) -> String {
+    build(root, cmd_type, sn, device_id, fields)
+}
+
 fn build(root: Root, cmd_type: &str, sn: u64, device_id: &str, fields: &[(&str, &str)]) -> String {
     let cmd_type = CmdType::from_name(cmd_type);
     let mut out = String::with_capacity(160 + device_id.len());

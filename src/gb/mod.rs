@@ -10,4 +10,6 @@ pub mod media;
 pub mod platform;
 pub mod registrar;
 
-pub use platform::{Answer, CatalogSummary, DeviceRuntime, GbConfig, GbError, Platform};
+pub use platform::{
+    Answer, CatalogSummary, DeviceRuntime, GbConfig, GbError, Platform, Preset, presets_of,
+};

@@ -27,8 +27,11 @@ use crate::sip::transaction::{Peer, Transport};
 use crate::sip::{digest, msg};
 use crate::store::{SipSettings, Store, StoreError, db};
 
+#[path = "control.rs"]
+mod control;
 #[path = "invite.rs"]
 mod invite;
+pub use control::{Preset, presets_of};
 pub use invite::{Dialog, InviteRequest};
 
 /// Platform behaviour fixed at start (configuration file / flags).
@@ -86,6 +89,8 @@ pub enum GbError {
         #[source]
         source: SipError,
     },
+    #[error("{0}")]
+    BadRequest(String),
     #[error("no free SSRC for device {0}: too many sessions")]
     NoSsrc(String),
     #[error("device {device_id} answered an unusable SDP: {reason}")]
@@ -1135,13 +1140,27 @@ impl Platform {
         cmd_type: &str,
         fields: &[(&str, &str)],
     ) -> Result<Answer, GbError> {
+        self.query_for(device_id, device_id, cmd_type, fields).await
+    }
+
+    /// [`Platform::query`] about `target_id` (a channel of the device, or
+    /// the device itself), sent to the device.
+    pub async fn query_for(
+        &self,
+        device_id: &str,
+        target_id: &str,
+        cmd_type: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<Answer, GbError> {
         self.device_target(device_id)?;
         let sn = self.next_sn();
         let cmd = CmdType::from_name(cmd_type);
         let key = (device_id.to_owned(), cmd.as_str().to_ascii_lowercase(), sn);
         let (tx, rx) = oneshot::channel();
         lock(&self.waiters).insert(key.clone(), tx);
-        let result = self.query_inner(device_id, &cmd, sn, fields, rx).await;
+        let result = self
+            .query_inner(device_id, target_id, &cmd, sn, fields, rx)
+            .await;
         lock(&self.waiters).remove(&key);
         result
     }
@@ -1149,12 +1168,13 @@ impl Platform {
     async fn query_inner(
         &self,
         device_id: &str,
+        target_id: &str,
         cmd: &CmdType,
         sn: u64,
         fields: &[(&str, &str)],
         mut rx: oneshot::Receiver<Answer>,
     ) -> Result<Answer, GbError> {
-        let xml = manscdp::query_with(cmd.as_str(), sn, device_id, fields);
+        let xml = manscdp::query_with(cmd.as_str(), sn, target_id, fields);
         let code = self.send_message(device_id, xml).await?;
         if !(200..300).contains(&code) {
             return Err(GbError::Rejected {

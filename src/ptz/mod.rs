@@ -5,6 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod service;
+pub use service::{MAX_MOTION, PtzService};
+
 /// Pan direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -258,8 +261,9 @@ impl PtzCommand {
         };
         let mut b = [0u8; 8];
         b[0] = 0xA5;
-        // Version 0; check nibble = (B1.hi + B1.lo + B2.hi) mod 16.
-        b[1] = (0xA + 0x5) & 0x0F;
+        // Version 0 in the high nibble; the low nibble is the check
+        // (B1.hi + B1.lo + B2.hi) mod 16 = (0xA + 0x5 + 0) mod 16.
+        b[1] = 0x0F;
         b[2] = address as u8;
         b[3] = instruction;
         b[4] = data1;

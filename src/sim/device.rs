@@ -411,6 +411,7 @@ pub async fn on_message(sh: &Shared, dev: &Device, inc: &Incoming) {
             &device_time(sh.utc_offset),
         )),
         (Root::Query, CmdType::RecordInfo) => Some(xml::record_info_empty(m.sn, &m.device_id)),
+        (Root::Query, CmdType::PresetQuery) => Some(xml::preset_list(m.sn, &m.device_id)),
         (Root::Control, CmdType::DeviceControl) => device_control(dev, &m),
         (Root::Control, CmdType::DeviceConfig) => {
             tracing::info!(device_id = %dev.id, channel_id = %m.device_id, sn = m.sn, "sim device_config");
@@ -455,11 +456,22 @@ fn device_control(dev: &Device, m: &Message) -> Option<String> {
             .unwrap_or_default(),
         _ => Default::default(),
     };
+    // PTZ commands are logged decoded too, so tests and people can read
+    // what a camera would do.
+    let ptz = if command.eq_ignore_ascii_case("PTZCmd") {
+        match crate::ptz::PtzCommand::from_gb_hex(&value) {
+            Ok(c) => format!("{c:?}"),
+            Err(e) => format!("unreadable: {e}"),
+        }
+    } else {
+        String::new()
+    };
     tracing::info!(
         device_id = %dev.id,
         channel_id = %m.device_id,
         command = %command,
         value = %value,
+        ptz = %ptz,
         sn = m.sn,
         "sim device_control"
     );

@@ -103,6 +103,22 @@ pub fn device_info(sn: u64, device_id: &str, channels: usize) -> String {
     close(s, "Response")
 }
 
+/// `Response/PresetQuery`: the simulated head's presets (GB/T 28181-2016
+/// A.2.6.11): 1 "Gate", 2 "Yard", 3 with a Chinese name.
+pub fn preset_list(sn: u64, channel_id: &str) -> String {
+    let mut s = open("Response", "PresetQuery", sn, channel_id);
+    let presets = [("1", "Gate"), ("2", "Yard"), ("3", "停车场")];
+    let _ = write!(s, "<PresetList Num=\"{}\">\r\n", presets.len());
+    for (id, name) in presets {
+        s.push_str("<Item>\r\n");
+        field(&mut s, "PresetID", id);
+        field(&mut s, "PresetName", name);
+        s.push_str("</Item>\r\n");
+    }
+    s.push_str("</PresetList>\r\n");
+    close(s, "Response")
+}
+
 /// `Response/DeviceStatus`: online, working, encoding, not recording, no
 /// alarm inputs (gb28181.md §3 table). `device_time` is local
 /// `YYYY-MM-DDTHH:MM:SS`.

@@ -12,15 +12,15 @@ use serde_json::json;
 use crate::common::{Gateway, GatewayOptions, Lines, ffmpeg_decode, ffmpeg9, fixture, wait_child};
 use crate::gb::{PASSWORD, channels, sip_settings, wait_device};
 
-const SIM_DEVICE: &str = "34020000001320000001";
+pub(crate) const SIM_DEVICE: &str = "34020000001320000001";
 
-struct Sim {
-    child: Child,
-    logs: Lines,
+pub(crate) struct Sim {
+    pub(crate) child: Child,
+    pub(crate) logs: Lines,
 }
 
 impl Sim {
-    fn start(gw: &Gateway, input: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(gw: &Gateway, input: &Path, extra: &[&str]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_camgate"));
         cmd.arg("sim")
             .args(["--platform", &gw.sip.to_string()])
@@ -67,7 +67,7 @@ fn encode(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
-async fn setup(gw: &Gateway) {
+pub(crate) async fn setup(gw: &Gateway) {
     sip_settings(
         gw,
         json!({"password": PASSWORD, "auto_accept": true, "keepalive_interval_secs": 5}),
@@ -75,7 +75,7 @@ async fn setup(gw: &Gateway) {
     .await;
 }
 
-async fn first_camera(gw: &Gateway) -> String {
+pub(crate) async fn first_camera(gw: &Gateway) -> String {
     wait_device(
         gw,
         SIM_DEVICE,

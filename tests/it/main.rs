@@ -10,6 +10,7 @@ mod gb_sim;
 mod hls;
 mod on_demand;
 mod ops;
+mod ptz;
 mod rtsp_flv;
 mod sip_fixtures;
 mod store;
