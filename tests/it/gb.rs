@@ -112,7 +112,7 @@ impl Sipp {
             .args(["-m", &run.devices.len().to_string()])
             .args(["-r", &run.rate.to_string()])
             .args(["-l", &run.devices.len().to_string()])
-            .args(["-nostdin", "-trace_err", "-trace_msg"])
+            .args(["-nostdin", "-trace_err", "-trace_msg", "-trace_logs"])
             // No BYE for aborted calls; forget ended calls after 1 s, so an
             // in-dialog SUBSCRIBE refresh reaches the out-of-call scenario.
             .args(["-default_behaviors", "all,-bye", "-deadcall_wait", "1000"])
@@ -151,6 +151,18 @@ impl Sipp {
             report.push_str(&m[tail..]);
         }
         (status.success(), report)
+    }
+
+    /// What the scenarios' `<log>` actions wrote so far.
+    pub(crate) fn scenario_logs(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with("_logs.log") {
+                out.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        out
     }
 
     fn errors(&self) -> String {
@@ -1128,4 +1140,74 @@ async fn alarms_positions_and_unanswered_queries() {
         .await;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "device_offline");
+}
+
+/// PTZ to a sipp device: the scenario pulls `<PTZCmd>` and the priority out
+/// of the DeviceControl body it receives and logs them.
+#[tokio::test(flavor = "multi_thread")]
+async fn ptz_reaches_a_sipp_device_as_devicecontrol() {
+    let gw = gateway(true);
+    sip_settings(&gw, json!({"password": PASSWORD, "auto_accept": true})).await;
+    let sipp = Sipp::start(
+        &gw,
+        &SippRun {
+            keepalives: 20,
+            ..Default::default()
+        },
+    );
+    wait_device(
+        &gw,
+        DEVICE,
+        "catalog synced",
+        Duration::from_secs(20),
+        |d| !d["catalog_synced_at"].is_null(),
+    )
+    .await;
+    let ch = channels(&gw, DEVICE).await;
+    let cam = ch
+        .iter()
+        .find(|c| c["kind"] == "camera" && c["ptz_type"] == 1)
+        .unwrap_or_else(|| panic!("no PTZ camera in {ch:?}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let base = format!("/api/v1/channels/{DEVICE}/{cam}");
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            &format!("{base}/ptz"),
+            Some(json!({"action": "move", "pan": "right", "speed": 128, "duration_ms": 300})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // The gateway's own stop comes 300 ms later (any newer command for the
+    // channel would replace it, so wait for it before the next one).
+    gw.logs.wait_for("auto stop", Duration::from_secs(5), |l| {
+        l.contains("PTZ motion stopped by the gateway")
+    });
+    let (status, body) = gw
+        .api(Method::POST, &format!("{base}/presets/3/call"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let want = [
+        "cmd=DeviceControl sn=".to_owned(),
+        format!("qdev={cam} plat={PLATFORM}"),
+        "ptz=A50F010180000036 priority=5".to_owned(),
+        "ptz=A50F01820003003A priority=5".to_owned(),
+        // The gateway's own stop after 300 ms.
+        "ptz=A50F0100000000B5 priority=5".to_owned(),
+    ];
+    loop {
+        let logs = sipp.scenario_logs();
+        if want.iter().all(|w| logs.contains(w.as_str())) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sipp logs lack {want:?}:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(sipp);
 }
