@@ -115,7 +115,7 @@ impl App {
                 )
             }),
         );
-        let ptz = crate::ptz::PtzService::new(gb.clone());
+        let ptz = crate::ptz::PtzService::new(gb.clone(), store.clone());
         let app = Arc::new(Self {
             _lock: lock,
             config,

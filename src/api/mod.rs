@@ -82,6 +82,22 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
         "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}/call",
     ),
     ("POST", "/api/v1/devices/{id}/control"),
+    (
+        "GET",
+        "/api/v1/channels/{device_id}/{channel_id}/ptz/serial",
+    ),
+    (
+        "PUT",
+        "/api/v1/channels/{device_id}/{channel_id}/ptz/serial",
+    ),
+    (
+        "DELETE",
+        "/api/v1/channels/{device_id}/{channel_id}/ptz/serial",
+    ),
+    ("POST", "/api/v1/sources/{name}/ptz"),
+    ("GET", "/api/v1/sources/{name}/ptz/serial"),
+    ("PUT", "/api/v1/sources/{name}/ptz/serial"),
+    ("DELETE", "/api/v1/sources/{name}/ptz/serial"),
 ];
 
 pub fn router(app: AppState) -> Router {
@@ -157,6 +173,19 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/devices/{id}/control",
             axum::routing::post(ptz::device_control),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/ptz/serial",
+            get(ptz::serial_get)
+                .put(ptz::serial_put)
+                .delete(ptz::serial_delete),
+        )
+        .route("/sources/{name}/ptz", axum::routing::post(ptz::source_ptz))
+        .route(
+            "/sources/{name}/ptz/serial",
+            get(ptz::source_serial_get)
+                .put(ptz::source_serial_put)
+                .delete(ptz::source_serial_delete),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),

@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::gb::Preset;
-use crate::ptz::{Focus, Iris, Pan, PtzCommand, Tilt, Zoom};
-use crate::store::TokenRole;
+use crate::ptz::{Focus, Iris, Pan, PtzCommand, PtzSendError, Sent, Tilt, Zoom};
+use crate::store::ptz::SerialBinding;
+use crate::store::{TokenRole, db};
 
 fn default_speed() -> u8 {
     128
@@ -166,11 +167,26 @@ pub enum ScanRequest {
     Stop,
 }
 
-#[derive(Serialize, Debug)]
-pub struct Sent {
-    /// The GB28181 PTZCmd sent, as 16 hex digits.
-    pub ptz_cmd: String,
+impl From<PtzSendError> for ApiError {
+    fn from(e: PtzSendError) -> Self {
+        match e {
+            PtzSendError::Command(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_ptz", e.to_string())
+            }
+            PtzSendError::Gb(g) => g.into(),
+            PtzSendError::Serial(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "serial_unavailable",
+                e.to_string(),
+            ),
+            PtzSendError::Store(s) => s.into(),
+        }
+    }
 }
+
+/// RTSP sources are PTZ targets only through a serial binding; they are
+/// keyed as device `source`, channel = the source's name.
+pub const SOURCE_DEVICE: &str = "source";
 
 async fn require_channel(
     app: &AppState,
@@ -193,12 +209,22 @@ async fn send(
     cmd: PtzCommand,
     duration: Option<Duration>,
 ) -> Result<Json<Sent>, ApiError> {
-    let ptz_cmd = cmd
-        .to_gb_hex(1)
+    cmd.validate()
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_ptz", e.to_string()))?;
-    require_channel(app, device_id, channel_id).await?;
-    app.ptz.send(device_id, channel_id, cmd, duration).await?;
-    Ok(Json(Sent { ptz_cmd }))
+    // A head on a serial port needs no GB28181 channel behind it.
+    if app.ptz.binding(device_id, channel_id).await?.is_none() {
+        if device_id == SOURCE_DEVICE {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_ptz",
+                format!("source {channel_id:?} has no PTZ head bound to a serial port"),
+            ));
+        }
+        require_channel(app, device_id, channel_id).await?;
+    }
+    Ok(Json(
+        app.ptz.send(device_id, channel_id, cmd, duration).await?,
+    ))
 }
 
 pub async fn ptz(
@@ -397,4 +423,98 @@ pub async fn device_control(
         command: req.command,
         result,
     }))
+}
+
+/// `GET …/ptz/serial`: the channel's RS-485 binding.
+pub async fn serial_get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+) -> Result<Json<SerialBinding>, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    app.ptz
+        .binding(&device_id, &channel_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no serial binding for this channel"))
+}
+
+/// `PUT …/ptz/serial`: binds the channel's PTZ to a head on a serial port.
+pub async fn serial_put(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiJson(binding): ApiJson<SerialBinding>,
+) -> Result<Json<SerialBinding>, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    binding
+        .validate()
+        .map_err(|(field, msg)| ApiError::invalid_field(field, msg))?;
+    if device_id != SOURCE_DEVICE {
+        crate::gb::platform::valid_device_id(&device_id)
+            .then_some(())
+            .ok_or_else(|| ApiError::invalid_field("device_id", "not a 20-digit GB28181 id"))?;
+    }
+    let (d, c, b) = (device_id.clone(), channel_id.clone(), binding.clone());
+    app.store
+        .call(move |conn| db::put_serial_binding(conn, &d, &c, &b))
+        .await?;
+    tracing::info!(device_id, channel_id, port = %binding.port, protocol = ?binding.protocol, address = binding.address, "PTZ bound to a serial port");
+    Ok(Json(binding))
+}
+
+pub async fn serial_delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(TokenRole::Admin)?;
+    let (d, c) = (device_id.clone(), channel_id.clone());
+    if app
+        .store
+        .call(move |conn| db::delete_serial_binding(conn, &d, &c))
+        .await?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("no serial binding for this channel"))
+    }
+}
+
+/// `POST /api/v1/sources/{name}/ptz`: PTZ of an RTSP source's head on a
+/// serial port (same body as the channel route).
+pub async fn source_ptz(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<PtzRequest>,
+) -> Result<Json<Sent>, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    let (cmd, duration) = req.command();
+    send(&app, SOURCE_DEVICE, &name, cmd, duration).await
+}
+
+pub async fn source_serial_get(
+    state: State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<SerialBinding>, ApiError> {
+    serial_get(state, caller, Path((SOURCE_DEVICE.to_owned(), name))).await
+}
+
+pub async fn source_serial_put(
+    state: State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: ApiJson<SerialBinding>,
+) -> Result<Json<SerialBinding>, ApiError> {
+    serial_put(state, caller, Path((SOURCE_DEVICE.to_owned(), name)), body).await
+}
+
+pub async fn source_serial_delete(
+    state: State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    serial_delete(state, caller, Path((SOURCE_DEVICE.to_owned(), name))).await
 }

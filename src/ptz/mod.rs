@@ -5,8 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod serial;
 mod service;
-pub use service::{MAX_MOTION, PtzService};
+pub use service::{MAX_MOTION, PtzSendError, PtzService, Sent};
 
 /// Pan direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

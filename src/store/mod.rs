@@ -7,6 +7,7 @@
 
 pub mod gb;
 pub mod ops;
+pub mod ptz;
 mod settings;
 mod sources;
 mod tokens;
@@ -29,6 +30,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0002_api_tokens.sql"),
     include_str!("../../migrations/0003_gb28181.sql"),
     include_str!("../../migrations/0004_gb_media.sql"),
+    include_str!("../../migrations/0006_ptz_serial.sql"),
 ];
 
 pub fn migrations() -> Migrations<'static> {
@@ -235,6 +237,7 @@ mod tests {
 /// Typed queries, grouped by table.
 pub mod db {
     pub use super::gb::*;
+    pub use super::ptz::{delete_serial_binding, get_serial_binding, put_serial_binding};
     pub use super::settings::{MEDIA_KEY, SIP_KEY, get as get_setting, put as put_setting};
     pub use super::sources::{
         delete as delete_source, get as get_source, insert as insert_source, list as list_sources,

@@ -185,3 +185,197 @@ async fn ptz_presets_and_device_control_reach_the_simulated_device() {
     assert_eq!(r.status().as_u16(), 403);
     drop(sim);
 }
+
+/// A pseudo-terminal pair made by socat: the gateway opens one end as its
+/// "RS-485 adapter", the test reads what reaches the other as the PTZ head.
+struct PtyPair {
+    child: std::process::Child,
+    gateway_end: std::path::PathBuf,
+    head_end: std::path::PathBuf,
+}
+
+impl PtyPair {
+    fn start(dir: &std::path::Path) -> Self {
+        let gateway_end = dir.join("ttyGW");
+        let head_end = dir.join("ttyHEAD");
+        let child = std::process::Command::new("socat")
+            .arg(format!("pty,raw,echo=0,link={}", gateway_end.display()))
+            .arg(format!("pty,raw,echo=0,link={}", head_end.display()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run socat (apt-get install socat)");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !(gateway_end.exists() && head_end.exists()) {
+            assert!(std::time::Instant::now() < deadline, "socat made no ptys");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            child,
+            gateway_end,
+            head_end,
+        }
+    }
+
+    /// Reads `n` bytes from the head's end (within a few seconds).
+    fn read_head(&self, n: usize) -> Vec<u8> {
+        use std::io::Read;
+        let path = self.head_end.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut f = std::fs::File::open(&path).unwrap();
+            let mut buf = vec![0u8; n];
+            let r = f.read_exact(&mut buf).map(|()| buf);
+            let _ = tx.send(r);
+        });
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the head got nothing within 5 s")
+            .expect("read from the head's pty")
+    }
+
+    fn unplug(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while self.gateway_end.exists() {
+            assert!(std::time::Instant::now() < deadline, "socat left its ptys");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for PtyPair {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// RS-485 PTZ: Pelco-D and Pelco-P bytes on a serial port for API calls,
+/// the gateway's stop after a bounded move, an unplugged port reported and
+/// reopened once it is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn serial_ptz_writes_pelco_frames_and_survives_an_unplug() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pty = PtyPair::start(tmp.path());
+    let gw = Gateway::start(GatewayOptions::default());
+    let port = pty.gateway_end.to_str().unwrap().to_owned();
+
+    // Nothing bound yet: a source has no PTZ.
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            "/api/v1/sources/dome/ptz",
+            Some(json!({"action": "stop"})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = gw
+        .api(
+            Method::PUT,
+            "/api/v1/sources/dome/ptz/serial",
+            Some(json!({"port": port, "baud": 9600, "protocol": "pelco_d", "address": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = gw
+        .api(Method::GET, "/api/v1/sources/dome/ptz/serial", None)
+        .await;
+    assert_eq!(
+        (status, body["parity"].as_str()),
+        (200, Some("none")),
+        "{body}"
+    );
+
+    // Pelco-D right at 0x80 → speed 0x20, then the gateway's stop.
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            "/api/v1/sources/dome/ptz",
+            Some(json!({"action": "move", "pan": "right", "speed": 128, "duration_ms": 300})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["via"], "serial");
+    assert_eq!(body["frame"], "FF010002200023");
+    assert_eq!(
+        pty.read_head(14),
+        [
+            0xFF, 0x01, 0x00, 0x02, 0x20, 0x00, 0x23, 0xFF, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01
+        ]
+    );
+    let (status, _) = gw
+        .api(
+            Method::POST,
+            "/api/v1/sources/dome/ptz",
+            Some(json!({"action": "aux", "switch": 1, "on": true})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(pty.read_head(7), [0xFF, 0x01, 0x00, 0x09, 0x00, 0x01, 0x0B]);
+
+    // A GB28181 channel bound to a Pelco-P head at address 1: presets go
+    // out on the wire, not to the (absent) device.
+    let base = "/api/v1/channels/34020000001320000009/34020000001310000009";
+    let (status, body) = gw
+        .api(
+            Method::PUT,
+            &format!("{base}/ptz/serial"),
+            Some(json!({"port": port, "baud": 2400, "parity": "even", "protocol": "pelco_p", "address": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = gw
+        .api(Method::POST, &format!("{base}/presets/1/call"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        pty.read_head(8),
+        [0xA0, 0x00, 0x00, 0x07, 0x00, 0x01, 0xAF, 0x09]
+    );
+    let (status, _) = gw
+        .api(
+            Method::POST,
+            &format!("{base}/ptz"),
+            Some(json!({"action": "move", "tilt": "up", "speed": 128, "duration_ms": 60000})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        pty.read_head(8),
+        [0xA0, 0x00, 0x00, 0x08, 0x00, 0x20, 0xAF, 0x27]
+    );
+
+    // Unplugged: the error says which port and why; nothing hangs.
+    pty.unplug();
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            &format!("{base}/ptz"),
+            Some(json!({"action": "stop"})),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "serial_unavailable");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("ttyGW"),
+        "{body}"
+    );
+    // Plugged back in (same path): the next command reopens the port.
+    let pty = PtyPair::start(tmp.path());
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            &format!("{base}/ptz"),
+            Some(json!({"action": "stop"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        pty.read_head(8),
+        [0xA0, 0x00, 0x00, 0x00, 0x00, 0x00, 0xAF, 0x0F]
+    );
+    let (status, _) = gw
+        .api(Method::DELETE, &format!("{base}/ptz/serial"), None)
+        .await;
+    assert_eq!(status, 204);
+}
