@@ -94,6 +94,11 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
         "DELETE",
         "/api/v1/channels/{device_id}/{channel_id}/ptz/serial",
     ),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/ptz/precise",
+    ),
+    ("PUT", "/api/v1/channels/{device_id}/{channel_id}/home"),
     ("POST", "/api/v1/sources/{name}/ptz"),
     ("GET", "/api/v1/sources/{name}/ptz/serial"),
     ("PUT", "/api/v1/sources/{name}/ptz/serial"),
@@ -179,6 +184,14 @@ pub fn router(app: AppState) -> Router {
             get(ptz::serial_get)
                 .put(ptz::serial_put)
                 .delete(ptz::serial_delete),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/ptz/precise",
+            axum::routing::post(ptz::precise),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/home",
+            axum::routing::put(ptz::home),
         )
         .route("/sources/{name}/ptz", axum::routing::post(ptz::source_ptz))
         .route(

@@ -518,3 +518,136 @@ pub async fn source_serial_delete(
 ) -> Result<StatusCode, ApiError> {
     serial_delete(state, caller, Path((SOURCE_DEVICE.to_owned(), name))).await
 }
+
+/// `POST …/ptz/precise` (GB/T 28181-2022 A.2.3.1.13 PTZPreciseCtrl): absolute
+/// pan (0–360°), tilt (-90–90°) and zoom (1–100×). Only devices that
+/// registered as 2022 (X-GB-Ver 3.0 or later) understand it.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct PreciseRequest {
+    pub pan: f64,
+    pub tilt: f64,
+    pub zoom: f64,
+}
+
+#[derive(Serialize, Debug)]
+pub struct ControlSent {
+    pub command: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+pub async fn precise(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<PreciseRequest>,
+) -> Result<Json<ControlSent>, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    for (field, v, lo, hi) in [
+        ("pan", req.pan, 0.0, 360.0),
+        ("tilt", req.tilt, -90.0, 90.0),
+        ("zoom", req.zoom, 1.0, 100.0),
+    ] {
+        if !v.is_finite() || v < lo || v > hi {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("{field} must be {lo}-{hi}"),
+            ));
+        }
+    }
+    require_channel(&app, &device_id, &channel_id).await?;
+    let id = device_id.clone();
+    let version = app
+        .store
+        .call(move |c| db::get_device(c, &id))
+        .await?
+        .and_then(|d| d.gb_version);
+    let major = version
+        .as_deref()
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.trim().parse::<u32>().ok())
+        .unwrap_or(2);
+    if major < 3 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_supported",
+            format!(
+                "PTZPreciseCtrl needs a GB/T 28181-2022 device; {device_id} registered as {}",
+                version.as_deref().unwrap_or("2016 (no X-GB-Ver)")
+            ),
+        ));
+    }
+    let (pan, tilt, zoom) = (
+        format!("{:.2}", req.pan),
+        format!("{:.2}", req.tilt),
+        format!("{:.2}", req.zoom),
+    );
+    let result = app
+        .gb
+        .device_control_group(
+            &device_id,
+            &channel_id,
+            crate::gb::ControlField::Group(
+                "PTZPreciseCtrl",
+                &[("Pan", &pan), ("Tilt", &tilt), ("Zoom", &zoom)],
+            ),
+        )
+        .await?;
+    Ok(Json(ControlSent {
+        command: "PTZPreciseCtrl",
+        result,
+    }))
+}
+
+/// `PUT …/home`: the home position (GB/T 28181-2016 A.2.3.1.10): after
+/// `reset_secs` without commands the camera returns to `preset`.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct HomeRequest {
+    pub enabled: bool,
+    #[serde(default)]
+    pub reset_secs: u32,
+    #[serde(default)]
+    pub preset: u8,
+}
+
+pub async fn home(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<HomeRequest>,
+) -> Result<Json<ControlSent>, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    if req.enabled && req.preset == 0 {
+        return Err(ApiError::invalid_field(
+            "preset",
+            "preset must be 1-255 when enabled",
+        ));
+    }
+    require_channel(&app, &device_id, &channel_id).await?;
+    let (enabled, reset, preset) = (
+        if req.enabled { "1" } else { "0" }.to_owned(),
+        req.reset_secs.to_string(),
+        req.preset.to_string(),
+    );
+    let result = app
+        .gb
+        .device_control_group(
+            &device_id,
+            &channel_id,
+            crate::gb::ControlField::Group(
+                "HomePosition",
+                &[
+                    ("Enabled", &enabled),
+                    ("ResetTime", &reset),
+                    ("PresetIndex", &preset),
+                ],
+            ),
+        )
+        .await?;
+    Ok(Json(ControlSent {
+        command: "HomePosition",
+        result,
+    }))
+}

@@ -68,7 +68,48 @@ fn control_xml(sn: u64, target_id: &str, fields: &[(&str, &str)], with_priority:
     xml
 }
 
+/// One element of a DeviceControl body: plain text, or a group of text
+/// children (`<HomePosition>`, `<PTZPreciseCtrl>`).
+pub enum ControlField<'a> {
+    Text(&'a str, &'a str),
+    Group(&'a str, &'a [(&'a str, &'a str)]),
+}
+
+/// `<Control>` DeviceControl with one nested command element.
+fn control_group_xml(sn: u64, target_id: &str, name: &str, children: &[(&str, &str)]) -> String {
+    let mut xml =
+        manscdp::build_message(manscdp::Root::Control, "DeviceControl", sn, target_id, &[]);
+    let mut group = format!("<{name}>\r\n");
+    for (n, v) in children {
+        group.push_str(&format!("<{n}>{}</{n}>\r\n", manscdp::escape_text(v)));
+    }
+    group.push_str(&format!("</{name}>\r\n"));
+    if let Some(at) = xml.rfind("</Control>") {
+        xml.insert_str(at, &group);
+    }
+    xml
+}
+
 impl Platform {
+    /// [`Platform::device_control`] for a command whose element has children
+    /// (HomePosition, 2022's PTZPreciseCtrl).
+    pub async fn device_control_group(
+        &self,
+        device_id: &str,
+        target_id: &str,
+        field: ControlField<'_>,
+    ) -> Result<Option<String>, GbError> {
+        match field {
+            ControlField::Text(n, v) => self.device_control(device_id, target_id, &[(n, v)]).await,
+            ControlField::Group(name, children) => {
+                self.device_target(device_id)?;
+                let sn = self.next_sn();
+                let xml = control_group_xml(sn, target_id, name, children);
+                self.control_exchange(device_id, name, sn, xml).await
+            }
+        }
+    }
+
     /// Sends a DeviceControl to `target_id` (a channel of `device_id`, or the
     /// device) and, for commands the standard answers, waits for the
     /// device's `<Result>`; `Ok(Some(result))` then.
@@ -83,15 +124,22 @@ impl Platform {
         let sn = self.next_sn();
         let with_priority = command.eq_ignore_ascii_case("PTZCmd");
         let xml = control_xml(sn, target_id, fields, with_priority);
+        self.control_exchange(device_id, command, sn, xml).await
+    }
+
+    /// Sends a DeviceControl body and, for commands the standard answers,
+    /// waits for the device's `<Result>`.
+    async fn control_exchange(
+        &self,
+        device_id: &str,
+        command: &str,
+        sn: u64,
+        xml: String,
+    ) -> Result<Option<String>, GbError> {
         if !answered(command) {
             let code = self.send_message(device_id, xml).await?;
             return if (200..300).contains(&code) {
-                tracing::info!(
-                    device_id,
-                    channel_id = target_id,
-                    command,
-                    "device control sent"
-                );
+                tracing::info!(device_id, command, "device control sent");
                 Ok(None)
             } else {
                 Err(GbError::Rejected {
@@ -188,6 +236,21 @@ mod tests {
         );
         let plain = control_xml(8, "34020000001320000001", &[("TeleBoot", "Boot")], false);
         assert!(!plain.contains("Info"));
+    }
+
+    #[test]
+    fn nested_commands_are_written_as_groups() {
+        let xml = control_group_xml(
+            9,
+            "34020000001310000001",
+            "PTZPreciseCtrl",
+            &[("Pan", "120.5"), ("Tilt", "-10"), ("Zoom", "2")],
+        );
+        let m = manscdp::parse(xml.as_bytes(), None).unwrap().message;
+        let Body::Other(el) = m.body else { panic!() };
+        let g = el.child("PTZPreciseCtrl").unwrap();
+        assert_eq!(g.child_text("Pan"), Some("120.5"));
+        assert_eq!(g.child_text("Tilt"), Some("-10"));
     }
 
     #[test]

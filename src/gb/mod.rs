@@ -11,5 +11,6 @@ pub mod platform;
 pub mod registrar;
 
 pub use platform::{
-    Answer, CatalogSummary, DeviceRuntime, GbConfig, GbError, Platform, Preset, presets_of,
+    Answer, CatalogSummary, ControlField, DeviceRuntime, GbConfig, GbError, Platform, Preset,
+    presets_of,
 };

@@ -31,7 +31,7 @@ use crate::store::{SipSettings, Store, StoreError, db};
 mod control;
 #[path = "invite.rs"]
 mod invite;
-pub use control::{Preset, presets_of};
+pub use control::{ControlField, Preset, presets_of};
 pub use invite::{Dialog, InviteRequest};
 
 /// Platform behaviour fixed at start (configuration file / flags).

@@ -1189,8 +1189,18 @@ async fn ptz_reaches_a_sipp_device_as_devicecontrol() {
         .api(Method::POST, &format!("{base}/presets/3/call"), None)
         .await;
     assert_eq!(status, 200, "{body}");
+    // sipp registers with X-GB-Ver 3.0: a 2022 device takes PTZPreciseCtrl.
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            &format!("{base}/ptz/precise"),
+            Some(json!({"pan": 123.4, "tilt": -5.0, "zoom": 3.0})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let want = [
+        "precise=123.40/-5.00/3.00".to_owned(),
         "cmd=DeviceControl sn=".to_owned(),
         format!("qdev={cam} plat={PLATFORM}"),
         "ptz=A50F010180000036 priority=5".to_owned(),

@@ -137,6 +137,31 @@ async fn ptz_presets_and_device_control_reach_the_simulated_device() {
     assert!(body.get("result").is_none(), "{body}");
     sim_saw("Send", Duration::from_secs(5));
 
+    // Home position is answered with a Result; PTZPreciseCtrl is 2022-only
+    // and the simulator registers as a 2016 device.
+    let (status, body) = gw
+        .api(
+            Method::PUT,
+            &format!("{base}/home"),
+            Some(json!({"enabled": true, "reset_secs": 30, "preset": 2})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"], "OK");
+    sim.logs
+        .wait_for("HomePosition", Duration::from_secs(5), |l| {
+            l.contains("sim device_control") && l.contains("command=HomePosition")
+        });
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            &format!("{base}/ptz/precise"),
+            Some(json!({"pan": 90.0, "tilt": 10.0, "zoom": 2.0})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "not_supported");
+
     // Refusals: out-of-range values, unknown channels, too weak a role.
     for (path, req) in [
         (
