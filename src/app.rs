@@ -29,6 +29,8 @@ pub struct App {
     media: Arc<RwLock<MediaSettings>>,
     pub shutdown: CancellationToken,
     pub started: Instant,
+    /// Where the RTSP server listens, once it does.
+    rtsp_server_addr: std::sync::OnceLock<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum AppError {
     Sip(#[from] SipError),
     #[error(transparent)]
     Media(#[from] crate::ingest::media_server::MediaServerError),
+    #[error(transparent)]
+    RtspServer(#[from] crate::egress::rtsp::RtspServerError),
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -132,6 +136,7 @@ impl App {
             media: grace_source,
             shutdown,
             started: Instant::now(),
+            rtsp_server_addr: std::sync::OnceLock::new(),
         });
         let sources = app.store.call_sync(|c| db::list_sources(c))?;
         let grace = app.grace();
@@ -142,6 +147,16 @@ impl App {
         }
         tracing::info!(sources = sources.len(), "sources loaded");
         Ok(app)
+    }
+
+    /// The RTSP server's bound port; `None` while it is not running.
+    pub fn rtsp_port(&self) -> Option<u16> {
+        self.rtsp_server_addr.get().map(SocketAddr::port)
+    }
+
+    pub(crate) fn set_rtsp_server_addr(&self, addr: SocketAddr) {
+        // Set once per run; a second start would be a wiring error, ignored.
+        let _ = self.rtsp_server_addr.set(addr);
     }
 
     pub fn media_settings(&self) -> MediaSettings {
@@ -160,6 +175,34 @@ impl App {
         Duration::from_secs(self.media_settings().start_timeout_secs.max(1))
     }
 
+    /// The stream `id` from the hub, for any live output. A GB28181 channel's
+    /// stream (`{deviceId}_{channelId}`) is made by its first viewer; an
+    /// on-demand RTSP source is in the hub from the start. `None`: no such
+    /// stream and none can be made.
+    pub(crate) async fn find_stream(
+        &self,
+        id: &str,
+    ) -> Result<Option<Arc<crate::media::Stream>>, StoreError> {
+        if let Some(s) = self.hub.get(id) {
+            return Ok(Some(s));
+        }
+        let Some((device_id, channel_id)) = crate::gb::live::split_stream_id(id) else {
+            return Ok(None);
+        };
+        let (d, c) = (device_id.to_owned(), channel_id.to_owned());
+        let transport = self
+            .store
+            .call(move |conn| db::get_channel(conn, &d, &c))
+            .await?
+            .and_then(|c| crate::gb::media::MediaTransport::parse(&c.media_transport))
+            .unwrap_or_default();
+        Ok(self
+            .gb_live
+            .ensure(device_id, channel_id, transport)
+            .await
+            .ok())
+    }
+
     /// Serves HTTP until `shutdown` is cancelled, then stops sources, closes
     /// streams and the database, each step bounded in time.
     pub async fn serve(self: Arc<Self>) -> Result<(), AppError> {
@@ -168,6 +211,9 @@ impl App {
             .await
             .map_err(|source| AppError::Listen { addr, source })?;
         let local = listener.local_addr().map_err(AppError::Serve)?;
+        if self.config.rtsp_server.enabled {
+            crate::egress::rtsp::RtspServer::start(self.clone()).await?;
+        }
         tracing::info!(http = %local, "camgate listening");
         let router = crate::api::router(self.clone());
         let shutdown = self.shutdown.clone();

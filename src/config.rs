@@ -31,6 +31,34 @@ pub struct ConfigArgs {
     #[arg(long, env = "CAMGATE_RTP_LISTEN", global = true, value_name = "ADDR")]
     pub rtp_listen: Option<SocketAddr>,
 
+    /// RTSP server (output) listen address [default: 0.0.0.0:8554].
+    #[arg(
+        long,
+        env = "CAMGATE_RTSP_SERVER_LISTEN",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub rtsp_server_listen: Option<SocketAddr>,
+
+    /// RTSP server: the shared UDP RTP port (RTCP is the next one); 0 picks
+    /// free ports [default: 8000].
+    #[arg(
+        long,
+        env = "CAMGATE_RTSP_SERVER_UDP_PORT",
+        global = true,
+        value_name = "PORT"
+    )]
+    pub rtsp_server_udp_port: Option<u16>,
+
+    /// Viewers must present an API token (RTSP output) [default: false].
+    #[arg(
+        long,
+        env = "CAMGATE_VIEWER_REQUIRE_TOKEN",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub viewer_require_token: Option<bool>,
+
     /// Log filter, e.g. `info` or `camgate=debug,retina=info` [default: info].
     #[arg(long, env = "CAMGATE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -94,14 +122,34 @@ pub struct FileConfig {
     #[serde(default)]
     pub gb_media: GbMediaFile,
     #[serde(default)]
+    pub rtsp_server: RtspServerFile,
+    #[serde(default)]
     pub viewer: ViewerFile,
+}
+
+/// `[rtsp_server]`: the RTSP output (`rtsp://host:8554/live/{stream}`).
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RtspServerFile {
+    /// [default: true]
+    pub enabled: Option<bool>,
+    /// [default: 0.0.0.0:8554]
+    pub listen: Option<SocketAddr>,
+    /// Shared UDP RTP port for every UDP session; RTCP is the next port; 0
+    /// picks free ones [default: 8000].
+    pub udp_rtp_port: Option<u16>,
+    /// Seconds without a request or RTCP that end a session [default: 60].
+    pub session_timeout_secs: Option<u64>,
+    /// Schemes offered in 401 challenges, in this order: `digest`, `basic`
+    /// [default: ["digest", "basic"]]. Only offered schemes are accepted.
+    pub auth_schemes: Option<Vec<crate::egress::rtsp::AuthScheme>>,
 }
 
 /// `[viewer]`: who may watch live outputs.
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct ViewerFile {
-    /// Live outputs need an API token (any role); off by default.
+    /// Require an API token (any role) to watch [default: false].
     pub require_token: Option<bool>,
 }
 
@@ -175,7 +223,6 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
     pub cors_allowed_origins: Vec<String>,
-    pub viewer_require_token: bool,
     pub log: String,
     pub on_demand_grace: Duration,
     pub start_timeout: Duration,
@@ -188,6 +235,9 @@ pub struct Config {
     pub rtp_listen: SocketAddr,
     pub rtp_port_range: Option<(u16, u16)>,
     pub live: crate::gb::live::LiveConfig,
+    pub rtsp_server: crate::egress::rtsp::RtspServerConfig,
+    /// Live outputs (FLV, HLS, RTSP, WebRTC) require an API token.
+    pub viewer_require_token: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -235,7 +285,6 @@ impl Config {
                 .or(file.http.listen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
             cors_allowed_origins: file.http.cors_allowed_origins.unwrap_or_default(),
-            viewer_require_token: file.viewer.require_token.unwrap_or(false),
             log: args
                 .log
                 .clone()
@@ -293,6 +342,28 @@ impl Config {
                 check_ssrc: file.gb_media.check_ssrc.unwrap_or(true),
                 ..crate::gb::live::LiveConfig::default()
             },
+            rtsp_server: crate::egress::rtsp::RtspServerConfig {
+                enabled: file.rtsp_server.enabled.unwrap_or(true),
+                listen: args
+                    .rtsp_server_listen
+                    .or(file.rtsp_server.listen)
+                    .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8554))),
+                udp_rtp_port: args
+                    .rtsp_server_udp_port
+                    .or(file.rtsp_server.udp_rtp_port)
+                    .unwrap_or(8000),
+                session_timeout: secs(file.rtsp_server.session_timeout_secs.unwrap_or(60)),
+                auth_schemes: file.rtsp_server.auth_schemes.unwrap_or_else(|| {
+                    vec![
+                        crate::egress::rtsp::AuthScheme::Digest,
+                        crate::egress::rtsp::AuthScheme::Basic,
+                    ]
+                }),
+            },
+            viewer_require_token: args
+                .viewer_require_token
+                .or(file.viewer.require_token)
+                .unwrap_or(false),
         };
         config.validate()?;
         Ok(config)
@@ -325,6 +396,21 @@ impl Config {
         if self.gb.subscribe_expires < 10 {
             return Err(ConfigError::Invalid(
                 "sip subscribe_expires_secs must be at least 10".into(),
+            ));
+        }
+        if self.rtsp_server.session_timeout.as_secs() < 5 {
+            return Err(ConfigError::Invalid(
+                "rtsp_server session_timeout_secs must be at least 5".into(),
+            ));
+        }
+        if self.rtsp_server.auth_schemes.is_empty() {
+            return Err(ConfigError::Invalid(
+                "rtsp_server auth_schemes must name at least one of digest, basic".into(),
+            ));
+        }
+        if self.rtsp_server.udp_rtp_port == u16::MAX {
+            return Err(ConfigError::Invalid(
+                "rtsp_server udp_rtp_port: RTCP needs the next port too".into(),
             ));
         }
         if self.rtsp_backoff_min.is_zero() || self.rtsp_backoff_max < self.rtsp_backoff_min {
@@ -360,6 +446,33 @@ mod tests {
         assert!(c.admin_token.is_none());
         assert_eq!(c.sip_listen.to_string(), "0.0.0.0:5060");
         assert!(c.gb.digest_qop);
+        assert!(c.rtsp_server.enabled);
+        assert_eq!(c.rtsp_server.listen.to_string(), "0.0.0.0:8554");
+        assert_eq!(c.rtsp_server.udp_rtp_port, 8000);
+        assert_eq!(c.rtsp_server.session_timeout, Duration::from_secs(60));
+        assert!(!c.viewer_require_token);
+    }
+
+    #[test]
+    fn rtsp_server_and_viewer_keys() {
+        let file: FileConfig = toml::from_str(
+            "[rtsp_server]\nenabled = false\nudp_rtp_port = 0\nsession_timeout_secs = 30\nauth_schemes = [\"basic\"]\n[viewer]\nrequire_token = true\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            rtsp_server_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args, file).unwrap();
+        assert!(!c.rtsp_server.enabled);
+        assert_eq!(c.rtsp_server.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(c.rtsp_server.udp_rtp_port, 0);
+        assert_eq!(
+            c.rtsp_server.auth_schemes,
+            vec![crate::egress::rtsp::AuthScheme::Basic]
+        );
+        assert!(c.viewer_require_token);
+        assert!(toml::from_str::<FileConfig>("[rtsp_server]\nauth_schemes = [\"ntlm\"]").is_err());
     }
 
     #[test]

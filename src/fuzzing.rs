@@ -170,6 +170,12 @@ pub fn http_query(data: &[u8]) {
     let _ = crate::egress::hls::HlsFile::parse("index.m3u8", Some(&text));
 }
 
+/// The RTSP server's request path: parser, URL, transports, credentials,
+/// session state machine, response writer.
+pub fn rtsp_request(data: &[u8]) {
+    crate::egress::rtsp::fuzz_request(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +192,7 @@ mod tests {
             sip_message(&data);
             manscdp(&data);
             digest(&data);
+            rtsp_request(&data);
         }
 
         #[test]

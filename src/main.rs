@@ -304,11 +304,24 @@ fn check(config: &Config) -> anyhow::Result<()> {
     report(true, "configuration".into());
     let tcp = |a| TcpListener::bind(a).map(drop);
     let udp = |a| UdpSocket::bind(a).map(drop);
-    for (name, addr, tcp_too, udp_too) in [
+    let mut ports = vec![
         ("HTTP", config.http_listen, true, false),
         ("SIP", config.sip_listen, true, true),
         ("GB28181 media", config.rtp_listen, true, true),
-    ] {
+    ];
+    let rtsp = &config.rtsp_server;
+    if rtsp.enabled {
+        ports.push(("RTSP server", rtsp.listen, true, false));
+        if rtsp.udp_rtp_port != 0 {
+            for (name, port) in [
+                ("RTSP server RTP", rtsp.udp_rtp_port),
+                ("RTSP server RTCP", rtsp.udp_rtp_port.saturating_add(1)),
+            ] {
+                ports.push((name, SocketAddr::new(rtsp.listen.ip(), port), false, true));
+            }
+        }
+    }
+    for (name, addr, tcp_too, udp_too) in ports {
         let mut errors = Vec::new();
         if tcp_too && let Err(e) = tcp(addr) {
             errors.push(format!("TCP: {e}"));

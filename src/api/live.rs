@@ -121,32 +121,14 @@ async fn ws_viewer(
     tracing::info!(stream = %viewer.stream().id(), skipped = bytes.skipped(), "WS-FLV viewer ended");
 }
 
-/// The stream `id` from the hub; a GB28181 channel's stream is made by its
-/// first viewer.
+/// The stream `id` (see [`crate::app::App::find_stream`]), or 404.
 pub async fn find_stream(
     app: &AppState,
     id: &str,
 ) -> Result<std::sync::Arc<crate::media::Stream>, ApiError> {
-    Ok(match app.hub.get(id) {
-        Some(s) => s,
-        // A GB28181 channel's stream is made by its first viewer.
-        None => match crate::gb::live::split_stream_id(id) {
-            Some((device_id, channel_id)) => {
-                let (d, c) = (device_id.to_owned(), channel_id.to_owned());
-                let transport = app
-                    .store
-                    .call(move |conn| crate::store::db::get_channel(conn, &d, &c))
-                    .await?
-                    .and_then(|c| crate::gb::media::MediaTransport::parse(&c.media_transport))
-                    .unwrap_or_default();
-                app.gb_live
-                    .ensure(device_id, channel_id, transport)
-                    .await
-                    .map_err(|_| ApiError::not_found(format!("no stream {id:?}")))?
-            }
-            None => return Err(ApiError::not_found(format!("no stream {id:?}"))),
-        },
-    })
+    app.find_stream(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no stream {id:?}")))
 }
 
 /// HLS: `/live/{stream}/index.m3u8` (LL-HLS, blocking reload with

@@ -238,9 +238,18 @@ pub struct StreamUrls {
     pub ws_flv: String,
     /// LL-HLS (fMP4) playlist.
     pub hls: String,
+    /// RTSP output (`None` when the RTSP server is disabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtsp: Option<String>,
 }
 
-pub fn stream_urls(headers: &HeaderMap, fallback: std::net::SocketAddr, id: &str) -> StreamUrls {
+/// `rtsp_port`: the RTSP server's bound port, `None` when it is disabled.
+pub fn stream_urls(
+    headers: &HeaderMap,
+    fallback: std::net::SocketAddr,
+    rtsp_port: Option<u16>,
+    id: &str,
+) -> StreamUrls {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -251,5 +260,36 @@ pub fn stream_urls(headers: &HeaderMap, fallback: std::net::SocketAddr, id: &str
         http_flv: format!("http://{host}/live/{id}.flv"),
         ws_flv: format!("ws://{host}/live/{id}.flv"),
         hls: format!("http://{host}/live/{id}/index.m3u8"),
+        rtsp: rtsp_port.map(|port| format!("rtsp://{}:{port}/live/{id}", host_without_port(&host))),
+    }
+}
+
+/// `example:8080` → `example`, `[::1]:8080` → `[::1]`, `example` → `example`.
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |i| &host[..=i]);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rtsp_url_uses_the_host_without_its_port() {
+        let mut h = axum::http::HeaderMap::new();
+        let fallback = "0.0.0.0:8080".parse().unwrap();
+        h.insert(
+            axum::http::header::HOST,
+            "cam.example:8080".parse().unwrap(),
+        );
+        let u = super::stream_urls(&h, fallback, Some(8554), "a_b");
+        assert_eq!(u.rtsp.as_deref(), Some("rtsp://cam.example:8554/live/a_b"));
+        h.insert(axum::http::header::HOST, "[::1]:8080".parse().unwrap());
+        let u = super::stream_urls(&h, fallback, Some(8554), "x");
+        assert_eq!(u.rtsp.as_deref(), Some("rtsp://[::1]:8554/live/x"));
+        assert!(super::stream_urls(&h, fallback, None, "x").rtsp.is_none());
     }
 }

@@ -26,7 +26,7 @@ fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream, flv: usiz
     StreamView {
         snapshot: s.snapshot(),
         flv_viewers: flv,
-        urls: stream_urls(headers, app.config.http_listen, s.id()),
+        urls: stream_urls(headers, app.config.http_listen, app.rtsp_port(), s.id()),
         hls: app.hls.info(s.id()),
         gb28181: app.gb_live.session_info(s.id()),
     }

@@ -4,6 +4,7 @@
 pub mod flv;
 pub mod hls;
 pub mod ps;
+pub mod rtsp;
 
 use std::time::Duration;
 

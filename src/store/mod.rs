@@ -21,7 +21,7 @@ use rusqlite_migration::{M, Migrations};
 
 pub use settings::{MediaSettings, SipSettings};
 pub use sources::{SourceRecord, Transport};
-pub use tokens::{TokenInfo, TokenRole, hash_token};
+pub use tokens::{DIGEST_REALM, TokenInfo, TokenRole, hash_token};
 
 /// The schema, one entry per file in `migrations/`, in order. Never edit a
 /// released entry: add a new file.
@@ -30,6 +30,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0002_api_tokens.sql"),
     include_str!("../../migrations/0003_gb28181.sql"),
     include_str!("../../migrations/0004_gb_media.sql"),
+    include_str!("../../migrations/0005_token_digest.sql"),
     include_str!("../../migrations/0006_ptz_serial.sql"),
 ];
 
@@ -244,7 +245,8 @@ pub mod db {
         update as update_source,
     };
     pub use super::tokens::{
-        count as count_tokens, delete as delete_token, generate as generate_token,
-        insert as insert_token, list as list_tokens, verify as verify_token,
+        count as count_tokens, delete as delete_token,
+        digest_candidates as token_digest_candidates, generate as generate_token,
+        insert as insert_token, list as list_tokens, touch as touch_token, verify as verify_token,
     };
 }

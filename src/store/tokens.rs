@@ -55,8 +55,18 @@ pub fn generate() -> Result<String, StoreError> {
     Ok(format!("cg_{random}"))
 }
 
+/// Characters of a token kept in clear: enough for an operator to tell tokens
+/// apart and, for RTSP Digest, to serve as the username. 16 characters of a
+/// generated token are `cg_` and 52 random bits: a collision among a
+/// gateway's tokens is negligible, and [`digest_candidates`] tries every
+/// token sharing a prefix anyway. (Tokens made before 0.1 kept 10.)
+pub const PREFIX_LEN: usize = 16;
+
+/// The Digest realm of the gateway's RTSP server (RFC 7616 §3.3).
+pub const DIGEST_REALM: &str = "camgate";
+
 fn prefix_of(token: &str) -> String {
-    token.chars().take(10).collect()
+    token.chars().take(PREFIX_LEN).collect()
 }
 
 pub fn count(conn: &Connection) -> Result<i64, StoreError> {
@@ -72,10 +82,13 @@ pub fn insert(
     role: TokenRole,
 ) -> Result<TokenInfo, StoreError> {
     let hash = hash_token(token);
+    let prefix = prefix_of(token);
+    let ha1 = crate::sip::digest::ha1(&prefix, DIGEST_REALM, token);
     conn.execute(
-        "INSERT INTO api_tokens (name, token_hash, prefix, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO api_tokens (name, token_hash, prefix, role, created_at, digest_ha1)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (token_hash) DO NOTHING",
-        params![name, hash, prefix_of(token), role.as_str(), unix_now()],
+        params![name, hash, prefix, role.as_str(), unix_now(), ha1],
     )?;
     let id: i64 = conn.query_row(
         "SELECT id FROM api_tokens WHERE token_hash = ?1",
@@ -120,6 +133,30 @@ pub fn delete(conn: &Connection, id: i64) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM api_tokens WHERE id = ?1", [id])? > 0)
 }
 
+/// Tokens usable for Digest with `prefix` as the username: (id, HA1) pairs.
+/// More than one only if two tokens share a prefix; the caller tries each.
+pub fn digest_candidates(
+    conn: &Connection,
+    prefix: &str,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, digest_ha1 FROM api_tokens WHERE prefix = ?1 AND digest_ha1 IS NOT NULL LIMIT 8",
+    )?;
+    let rows = stmt
+        .query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Records a use of token `id` (at most once a minute) and returns it.
+pub fn touch(conn: &Connection, id: i64) -> Result<Option<TokenInfo>, StoreError> {
+    conn.execute(
+        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2 - 60)",
+        params![id, unix_now()],
+    )?;
+    get(conn, id)
+}
+
 /// Looks a presented token up; records its use (at most once a minute, to
 /// spare the SD card).
 pub fn verify(conn: &Connection, token: &str) -> Result<Option<TokenInfo>, StoreError> {
@@ -132,12 +169,7 @@ pub fn verify(conn: &Connection, token: &str) -> Result<Option<TokenInfo>, Store
         )
         .optional()?;
     let Some(id) = id else { return Ok(None) };
-    let now = unix_now();
-    conn.execute(
-        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2 - 60)",
-        params![id, now],
-    )?;
-    get(conn, id)
+    touch(conn, id)
 }
 
 #[cfg(test)]
@@ -154,7 +186,18 @@ mod tests {
                 let t = generate()?;
                 assert!(t.starts_with("cg_") && t.len() == 67);
                 let info = insert(c, "ci", &t, TokenRole::Admin)?;
-                assert_eq!(info.prefix, &t[..10]);
+                assert_eq!(info.prefix, &t[..PREFIX_LEN]);
+                let cands = digest_candidates(c, &info.prefix)?;
+                assert_eq!(
+                    cands,
+                    vec![(
+                        info.id,
+                        crate::sip::digest::ha1(&info.prefix, DIGEST_REALM, &t)
+                    )]
+                );
+                // A token from before migration 0005 has no HA1: Basic only.
+                c.execute("UPDATE api_tokens SET digest_ha1 = NULL", [])?;
+                assert!(digest_candidates(c, &info.prefix)?.is_empty());
                 let stored: String =
                     c.query_row("SELECT token_hash FROM api_tokens", [], |r| r.get(0))?;
                 assert_ne!(stored, t);

@@ -63,6 +63,8 @@ pub struct Gateway {
     pub base: String,
     /// SIP (UDP and TCP on the same port).
     pub sip: std::net::SocketAddr,
+    /// The RTSP server (output), if enabled.
+    pub rtsp: Option<std::net::SocketAddr>,
     pub logs: Lines,
     pub dir: tempfile::TempDir,
 }
@@ -105,6 +107,8 @@ impl Gateway {
             .env("CAMGATE_HTTP_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_SIP_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_RTP_LISTEN", "127.0.0.1:0")
+            .env("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0")
+            .env("CAMGATE_RTSP_SERVER_UDP_PORT", "0")
             .env("CAMGATE_LOG", "info,camgate=debug")
             .env("CAMGATE_ON_DEMAND_GRACE_SECS", opts.grace_secs.to_string())
             .env(
@@ -140,10 +144,19 @@ impl Gateway {
             .and_then(|s| s.split_whitespace().next())
             .and_then(|s| s.parse().ok())
             .expect("SIP address in log");
+        // Logged before "camgate listening" when the RTSP server is on.
+        let rtsp = logs
+            .all()
+            .iter()
+            .find(|l| l.contains("RTSP server listening"))
+            .and_then(|l| l.rsplit("rtsp=").next())
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok());
         Self {
             child: Some(child),
             base: format!("http://{addr}"),
             sip,
+            rtsp,
             logs,
             dir,
         }

@@ -55,7 +55,7 @@ impl Drop for Sim {
 }
 
 /// Encodes a short test clip with Debian's FFmpeg (libx265, aac).
-fn encode(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
+pub(crate) fn encode(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     let out = dir.join(name);
     let status = Command::new("/usr/bin/ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-y"])

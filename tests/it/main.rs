@@ -12,5 +12,6 @@ mod on_demand;
 mod ops;
 mod ptz;
 mod rtsp_flv;
+mod rtsp_out;
 mod sip_fixtures;
 mod store;

@@ -63,6 +63,8 @@ async fn backup_online_restore_offline_and_check() {
             ("CAMGATE_HTTP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_SIP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTP_LISTEN", "127.0.0.1:0"),
+            ("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0"),
+            ("CAMGATE_RTSP_SERVER_UDP_PORT", "0"),
         ],
     );
     assert!(!out.status.success(), "{}", text(&out));
@@ -93,6 +95,8 @@ async fn backup_online_restore_offline_and_check() {
             ("CAMGATE_HTTP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_SIP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTP_LISTEN", "127.0.0.1:0"),
+            ("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0"),
+            ("CAMGATE_RTSP_SERVER_UDP_PORT", "0"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -111,6 +115,8 @@ async fn backup_online_restore_offline_and_check() {
             ("CAMGATE_HTTP_LISTEN", &addr),
             ("CAMGATE_SIP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTP_LISTEN", "127.0.0.1:0"),
+            ("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0"),
+            ("CAMGATE_RTSP_SERVER_UDP_PORT", "0"),
         ],
     );
     assert!(!out.status.success());
