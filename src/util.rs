@@ -69,6 +69,58 @@ pub fn gb_sip_date(t: SystemTime, utc_offset_secs: i64) -> String {
     )
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (inverse of
+/// `civil_from_days`; H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if m > 2 { m - 3 } else { m + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// MANSCDP times (`YYYY-MM-DDTHH:MM:SS`, local, no zone; a space instead of
+/// `T` and trailing fractions seen in the field are accepted) as Unix
+/// seconds, given the local offset from UTC.
+pub fn parse_gb_time(s: &str, utc_offset_secs: i64) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 19 || !s.is_char_boundary(19) || !matches!(b[10], b'T' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let t = &s[r];
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), mo, d);
+    Some(days * 86_400 + i64::from(h * 3600 + mi * 60 + se) - utc_offset_secs)
+}
+
+/// Unix seconds as MANSCDP local time `YYYY-MM-DDTHH:MM:SS`.
+pub fn gb_time(unix: i64, utc_offset_secs: i64) -> String {
+    let secs = unix + utc_offset_secs;
+    let (y, m, day) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// `n` random bytes from the OS, hex-encoded.
 pub fn random_hex(n: usize) -> Result<String, getrandom::Error> {
     let mut buf = vec![0u8; n];
@@ -121,6 +173,29 @@ impl LatencyWindow {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn gb_times_round_trip() {
+        for (unix, off) in [(0, 0), (1_795_511_711, 8 * 3600), (951_782_400, -5 * 3600)] {
+            let text = gb_time(unix, off);
+            assert_eq!(parse_gb_time(&text, off), Some(unix), "{text}");
+        }
+        assert_eq!(gb_time(1_795_511_711, 8 * 3600), "2026-11-24T17:15:11");
+        assert_eq!(
+            parse_gb_time("2026-11-24 17:15:11.5", 8 * 3600),
+            Some(1_795_511_711)
+        );
+        for bad in [
+            "",
+            "2026-11-24",
+            "2026-13-01T00:00:00",
+            "2026-11-24T24:00:00",
+            "20261124T171511xxxx",
+            "2026-11-2４T17:15:11",
+        ] {
+            assert_eq!(parse_gb_time(bad, 0), None, "{bad}");
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -330,7 +330,7 @@ pub async fn catalog_refresh(
     require_known(&app, &id).await?;
     match app.gb.query(&id, "Catalog", &[]).await? {
         Answer::Catalog(s) => Ok(Json(s)),
-        Answer::Message(_) => Err(ApiError::internal(&"catalog answer of the wrong kind")),
+        _ => Err(ApiError::internal(&"catalog answer of the wrong kind")),
     }
 }
 
@@ -344,7 +344,7 @@ pub async fn info(
             Body::DeviceInfo(i) => Ok(Json(serde_json::to_value(i).unwrap_or_default())),
             other => Ok(Json(serde_json::to_value(other).unwrap_or_default())),
         },
-        Answer::Catalog(_) => Err(ApiError::internal(&"DeviceInfo answer of the wrong kind")),
+        _ => Err(ApiError::internal(&"DeviceInfo answer of the wrong kind")),
     }
 }
 
@@ -358,7 +358,7 @@ pub async fn status(
             Body::DeviceStatus(s) => Ok(Json(serde_json::to_value(s).unwrap_or_default())),
             other => Ok(Json(serde_json::to_value(other).unwrap_or_default())),
         },
-        Answer::Catalog(_) => Err(ApiError::internal(&"DeviceStatus answer of the wrong kind")),
+        _ => Err(ApiError::internal(&"DeviceStatus answer of the wrong kind")),
     }
 }
 

@@ -204,7 +204,7 @@ impl Platform {
             .await?
         {
             Answer::Message(m) => Ok(presets_of(&m.body)),
-            Answer::Catalog(_) => Ok(Vec::new()),
+            _ => Ok(Vec::new()),
         }
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::assemble::{Assembled, Assembler, AssemblerLimits};
-use super::manscdp::{self, Body, CatalogItem, Charset, CmdType, Message, Root};
+use super::manscdp::{self, Body, CatalogItem, Charset, CmdType, Message, RecordItem, Root};
 use super::registrar::{Credential, RegisterFacts, Registrar, RegistrarLimits, Verdict};
 use crate::sip::endpoint::{InboundRequest, SipEndpoint, SipError};
 use crate::sip::transaction::{Peer, Transport};
@@ -29,6 +29,9 @@ use crate::store::{SipSettings, Store, StoreError, db};
 
 #[path = "control.rs"]
 mod control;
+#[path = "records.rs"]
+mod records;
+pub use records::RecordsAnswer;
 #[path = "invite.rs"]
 mod invite;
 pub use control::{ControlField, Preset, presets_of};
@@ -104,6 +107,8 @@ pub enum GbError {
 pub enum Answer {
     Message(Box<Message>),
     Catalog(CatalogSummary),
+    /// A RecordInfo answer, assembled from all its MESSAGEs.
+    Records(std::sync::Arc<RecordsAnswer>),
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -156,6 +161,9 @@ struct Inner {
     registrar: Registrar,
     devices: HashMap<String, DeviceState>,
     catalogs: Assembler<CatalogItem>,
+    records: Assembler<RecordItem>,
+    /// Recent record queries, answered again without asking the device.
+    record_cache: records::RecordCache,
     subscriptions: HashMap<String, Subscription>,
     syncing: HashSet<String>,
     /// Devices whose keepalive time/address changed since the last flush.
@@ -272,6 +280,11 @@ impl Platform {
                     idle_timeout: config.catalog_idle_timeout,
                     ..AssemblerLimits::default()
                 }),
+                records: Assembler::new(AssemblerLimits {
+                    idle_timeout: config.catalog_idle_timeout,
+                    ..AssemblerLimits::default()
+                }),
+                record_cache: records::RecordCache::default(),
                 subscriptions: HashMap::new(),
                 syncing: HashSet::new(),
                 dirty: HashSet::new(),
@@ -789,6 +802,20 @@ impl Platform {
                     self.catalog_events(device_id, c.items).await;
                 }
             }
+            (Root::Response, CmdType::RecordInfo) => {
+                if let Body::RecordInfo(r) = m.body {
+                    let done = lock(&self.inner).records.push(
+                        device_id,
+                        m.sn,
+                        r.sum_num,
+                        r.items,
+                        Instant::now(),
+                    );
+                    for a in done {
+                        self.records_done(a);
+                    }
+                }
+            }
             (Root::Notify, CmdType::Alarm) => self.on_alarm(device_id, m).await,
             (Root::Notify, CmdType::MobilePosition) => {
                 if let Body::MobilePosition(p) = &m.body {
@@ -1193,10 +1220,15 @@ impl Platform {
         match tokio::time::timeout_at(deadline, &mut rx).await {
             Ok(Ok(a)) => Ok(a),
             Ok(Err(_)) => Err(no_answer(waited)),
-            Err(_) if *cmd == CmdType::Catalog => {
-                // A long catalog still arriving: wait for the assembler to
+            Err(_) if *cmd == CmdType::Catalog || *cmd == CmdType::RecordInfo => {
+                // A long answer still arriving: wait for the assembler to
                 // finish it (complete, or idle timeout), not a fixed time.
-                if !lock(&self.inner).catalogs.has_session(device_id, sn) {
+                let arriving = {
+                    let inner = lock(&self.inner);
+                    inner.catalogs.has_session(device_id, sn)
+                        || inner.records.has_session(device_id, sn)
+                };
+                if !arriving {
                     return Err(no_answer(waited));
                 }
                 match tokio::time::timeout(Duration::from_secs(600), &mut rx).await {
@@ -1348,7 +1380,7 @@ impl Platform {
                 * u64::from(s.keepalive_timeout_count.max(1)),
         );
         let mut went_offline = Vec::new();
-        let (timed_out, refresh) = {
+        let (timed_out, records_timed_out, refresh) = {
             let mut inner = lock(&self.inner);
             for (id, d) in inner.devices.iter_mut() {
                 if !d.online {
@@ -1376,6 +1408,7 @@ impl Platform {
             }
             inner.registrar.prune(now);
             let timed_out = inner.catalogs.poll_timeouts(now);
+            let records_timed_out = inner.records.poll_timeouts(now);
             let refresh: Vec<String> = inner
                 .subscriptions
                 .iter()
@@ -1388,7 +1421,7 @@ impl Platform {
                     s.refresh_at = now + Duration::from_secs(60);
                 }
             }
-            (timed_out, refresh)
+            (timed_out, records_timed_out, refresh)
         };
         for (id, expired, why) in went_offline {
             tracing::warn!(device_id = id, reason = why, "device offline");
@@ -1396,6 +1429,9 @@ impl Platform {
         }
         for a in timed_out {
             self.catalog_done(a).await;
+        }
+        for a in records_timed_out {
+            self.records_done(a);
         }
         for id in refresh {
             let this = self.clone();
