@@ -23,6 +23,7 @@ pub struct App {
     pub flv: FlvOutputs,
     pub hls: Arc<crate::egress::hls::output::HlsOutputs>,
     pub rtsp: RtspSources,
+    pub webrtc: crate::egress::webrtc::WebRtcOutputs,
     pub gb: Arc<Platform>,
     pub gb_live: Arc<crate::gb::live::GbStreams>,
     pub ptz: Arc<crate::ptz::PtzService>,
@@ -103,6 +104,14 @@ impl App {
             shutdown.clone(),
         )
         .await?;
+        let webrtc_listen = config.webrtc.listen;
+        let webrtc =
+            crate::egress::webrtc::WebRtcOutputs::start(config.webrtc.clone(), shutdown.clone())
+                .await
+                .map_err(|source| AppError::Listen {
+                    addr: webrtc_listen,
+                    source,
+                })?;
         let grace_source = Arc::new(RwLock::new(media));
         let grace_read = grace_source.clone();
         let gb_live = crate::gb::live::GbStreams::new(
@@ -133,6 +142,7 @@ impl App {
                 crate::egress::hls::HlsConfig::default(),
             )),
             rtsp,
+            webrtc,
             media: grace_source,
             shutdown,
             started: Instant::now(),

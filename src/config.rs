@@ -59,6 +59,15 @@ pub struct ConfigArgs {
     )]
     pub viewer_require_token: Option<bool>,
 
+    /// WebRTC (WHEP) media: the one UDP port all sessions share [default: 0.0.0.0:8189].
+    #[arg(
+        long,
+        env = "CAMGATE_WEBRTC_LISTEN",
+        global = true,
+        value_name = "ADDR"
+    )]
+    pub webrtc_listen: Option<SocketAddr>,
+
     /// Log filter, e.g. `info` or `camgate=debug,retina=info` [default: info].
     #[arg(long, env = "CAMGATE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -125,6 +134,8 @@ pub struct FileConfig {
     pub rtsp_server: RtspServerFile,
     #[serde(default)]
     pub viewer: ViewerFile,
+    #[serde(default)]
+    pub webrtc: WebRtcFile,
 }
 
 /// `[rtsp_server]`: the RTSP output (`rtsp://host:8554/live/{stream}`).
@@ -151,6 +162,21 @@ pub struct RtspServerFile {
 pub struct ViewerFile {
     /// Require an API token (any role) to watch [default: false].
     pub require_token: Option<bool>,
+}
+
+/// `[webrtc]`: WHEP playback.
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct WebRtcFile {
+    /// [default: true]
+    pub enabled: Option<bool>,
+    /// The UDP port every session shares [default: 0.0.0.0:8189].
+    pub listen: Option<SocketAddr>,
+    /// Host candidate addresses (NAT: the public address forwarding to
+    /// `listen`); empty = the interface addresses [default: []].
+    pub public_ips: Option<Vec<std::net::IpAddr>>,
+    /// Concurrent sessions; more get 503 [default: 64].
+    pub max_sessions: Option<usize>,
 }
 
 /// `[gb_media]`: how GB28181 media comes in.
@@ -238,6 +264,7 @@ pub struct Config {
     pub rtsp_server: crate::egress::rtsp::RtspServerConfig,
     /// Live outputs (FLV, HLS, RTSP, WebRTC) require an API token.
     pub viewer_require_token: bool,
+    pub webrtc: crate::egress::webrtc::WebRtcConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -364,6 +391,19 @@ impl Config {
                 .viewer_require_token
                 .or(file.viewer.require_token)
                 .unwrap_or(false),
+            webrtc: {
+                let d = crate::egress::webrtc::WebRtcConfig::default();
+                crate::egress::webrtc::WebRtcConfig {
+                    enabled: file.webrtc.enabled.unwrap_or(d.enabled),
+                    listen: args
+                        .webrtc_listen
+                        .or(file.webrtc.listen)
+                        .unwrap_or(d.listen),
+                    public_ips: file.webrtc.public_ips.unwrap_or_default(),
+                    max_sessions: file.webrtc.max_sessions.unwrap_or(d.max_sessions),
+                    ..d
+                }
+            },
         };
         config.validate()?;
         Ok(config)
@@ -418,6 +458,12 @@ impl Config {
                 "rtsp backoff: need 1 <= backoff_min_secs <= backoff_max_secs".into(),
             ));
         }
+        if self.webrtc.max_sessions == 0 {
+            return Err(ConfigError::Invalid(
+                "webrtc max_sessions must be at least 1 (use enabled = false to turn WebRTC off)"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -451,6 +497,9 @@ mod tests {
         assert_eq!(c.rtsp_server.udp_rtp_port, 8000);
         assert_eq!(c.rtsp_server.session_timeout, Duration::from_secs(60));
         assert!(!c.viewer_require_token);
+        assert!(c.webrtc.enabled);
+        assert_eq!(c.webrtc.listen.to_string(), "0.0.0.0:8189");
+        assert_eq!(c.webrtc.max_sessions, 64);
     }
 
     #[test]
@@ -473,6 +522,25 @@ mod tests {
         );
         assert!(c.viewer_require_token);
         assert!(toml::from_str::<FileConfig>("[rtsp_server]\nauth_schemes = [\"ntlm\"]").is_err());
+    }
+
+    #[test]
+    fn webrtc_section() {
+        let file: FileConfig = toml::from_str(
+            "[webrtc]\nenabled = false\nlisten = \"0.0.0.0:9000\"\npublic_ips = [\"203.0.113.5\"]\nmax_sessions = 3\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            webrtc_listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&args, file).unwrap();
+        assert!(!c.webrtc.enabled);
+        assert_eq!(c.webrtc.listen.to_string(), "127.0.0.1:9100");
+        assert_eq!(c.webrtc.public_ips.len(), 1);
+        assert_eq!(c.webrtc.max_sessions, 3);
+        let zero: FileConfig = toml::from_str("[webrtc]\nmax_sessions = 0\n").unwrap();
+        assert!(Config::resolve(&ConfigArgs::default(), zero).is_err());
     }
 
     #[test]

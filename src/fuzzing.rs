@@ -176,6 +176,46 @@ pub fn rtsp_request(data: &[u8]) {
     crate::egress::rtsp::fuzz_request(data);
 }
 
+/// The WHEP offer path: an SDP offer answered for an H.264 + G.711A stream
+/// and for an H.265 stream; the same bytes as a trickle-ice-sdpfrag and as a
+/// STUN datagram on the shared WebRTC port.
+pub fn whep_sdp(data: &[u8]) {
+    use crate::egress::webrtc::{media, offer};
+    let Ok(h264) = VideoTrack::h264(
+        Bytes::from_static(crate::codec::samples::H264_SPS_640X360),
+        Bytes::from_static(crate::codec::samples::H264_PPS),
+    ) else {
+        return;
+    };
+    let Ok(h265) = VideoTrack::h265(
+        Bytes::from_static(crate::codec::samples::H265_VPS),
+        Bytes::from_static(crate::codec::samples::H265_SPS),
+        Bytes::from_static(crate::codec::samples::H265_PPS),
+    ) else {
+        return;
+    };
+    let pcma = AudioTrack::g711(Codec::G711A, 8000, 1);
+    let candidates = [std::net::SocketAddr::from(([127, 0, 0, 1], 8189))];
+    let now = std::time::Instant::now();
+    if let Ok(a) = offer::answer_offer(data, Some(&h264), Some(&pcma), &candidates, now) {
+        // Every answered section names at least one format (RFC 3264 §6),
+        // rejected ones included.
+        assert!(
+            a.answer
+                .lines()
+                .filter_map(|l| l.strip_prefix("m="))
+                .all(|m| m.split(' ').filter(|f| !f.trim().is_empty()).count() >= 4),
+            "{}",
+            a.answer
+        );
+    }
+    let _ = offer::answer_offer(data, Some(&h265), None, &candidates, now);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = offer::parse_sdpfrag(text);
+    }
+    let _ = media::stun_local_ufrag(data);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +233,20 @@ mod tests {
             manscdp(&data);
             digest(&data);
             rtsp_request(&data);
+            whep_sdp(&data);
+        }
+
+        #[test]
+        fn whep_entry_point_survives_mutated_offers(
+            cut in 0usize..6000,
+            flip in 0usize..6000,
+            byte in any::<u8>(),
+        ) {
+            let mut m = crate::egress::webrtc::offer::tests::CHROME_OFFER.as_bytes().to_vec();
+            let i = flip % m.len();
+            m[i] = byte;
+            m.truncate(cut.max(1).min(m.len()));
+            whep_sdp(&m);
         }
 
         #[test]

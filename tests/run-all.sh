@@ -39,6 +39,22 @@ fi
 CAMGATE_FFMPEG9="$("$PY" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
 export CAMGATE_FFMPEG9
 
+# Browser tests (tests/it/browser.rs): Debian's chromium driven by
+# playwright-core, hls.js served to the page; both from tests/browser's lock.
+browser_missing=()
+for p in chromium nodejs npm; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || browser_missing+=("$p")
+done
+if [ "${#browser_missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${browser_missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${browser_missing[@]}" >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/hls.js ]; then
+    log "npm ci in tests/browser"
+    (cd tests/browser && npm ci --no-audit --no-fund)
+fi
+
 if ! command -v cargo-deny >/dev/null; then
     log "installing cargo-deny"
     cargo install --locked cargo-deny

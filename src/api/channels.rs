@@ -109,7 +109,7 @@ pub async fn play(
         });
     }
     Ok(Json(PlayResponse {
-        urls: stream_urls(&headers, app.config.http_listen, app.rtsp_port(), &id),
+        urls: stream_urls(&app, &headers, &id),
         session: app.gb_live.session_info(&id),
         stream: id,
     }))

@@ -22,7 +22,7 @@ fn is_websocket(req: &Request) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
-fn start_error(e: StartError) -> ApiError {
+pub(super) fn start_error(e: StartError) -> ApiError {
     tracing::warn!(error = %e, "viewer could not start");
     match e {
         StartError::SourceFailed { .. } => {
@@ -58,7 +58,7 @@ pub async fn flv(
     } else {
         None
     };
-    let viewer = stream.add_viewer();
+    let viewer = stream.add_output_viewer(crate::media::Output::Flv);
     let bytes = app
         .flv
         .subscribe(&stream)

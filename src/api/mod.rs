@@ -13,6 +13,7 @@ mod sources;
 mod streams;
 mod tokens;
 mod viewer;
+mod whep;
 
 use std::sync::Arc;
 
@@ -209,6 +210,13 @@ pub fn router(app: AppState) -> Router {
         .nest("/api/v1", v1)
         .route("/live/{file}", get(live::flv))
         .route("/live/{stream}/{file}", get(live::hls))
+        // A literal segment wins over `{file}` in the router, so `whep` is
+        // never taken for an HLS file name.
+        .route("/live/{stream}/whep", axum::routing::post(whep::create))
+        .route(
+            "/live/{stream}/whep/{session}",
+            axum::routing::patch(whep::patch).delete(whep::delete),
+        )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(app)
@@ -241,15 +249,16 @@ pub struct StreamUrls {
     /// RTSP output (`None` when the RTSP server is disabled).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtsp: Option<String>,
+    /// WebRTC: the WHEP endpoint to POST an SDP offer to (`None` when
+    /// WebRTC is disabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whep: Option<String>,
 }
 
-/// `rtsp_port`: the RTSP server's bound port, `None` when it is disabled.
-pub fn stream_urls(
-    headers: &HeaderMap,
-    fallback: std::net::SocketAddr,
-    rtsp_port: Option<u16>,
-    id: &str,
-) -> StreamUrls {
+/// Every output's URL for stream `id`, for the host the client used.
+pub fn stream_urls(app: &App, headers: &HeaderMap, id: &str) -> StreamUrls {
+    let fallback = app.config.http_listen;
+    let rtsp_port = app.rtsp_port();
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -261,6 +270,11 @@ pub fn stream_urls(
         ws_flv: format!("ws://{host}/live/{id}.flv"),
         hls: format!("http://{host}/live/{id}/index.m3u8"),
         rtsp: rtsp_port.map(|port| format!("rtsp://{}:{port}/live/{id}", host_without_port(&host))),
+        whep: app
+            .config
+            .webrtc
+            .enabled
+            .then(|| format!("http://{host}/live/{id}/whep")),
     }
 }
 
@@ -279,17 +293,10 @@ fn host_without_port(host: &str) -> &str {
 mod tests {
     #[test]
     fn rtsp_url_uses_the_host_without_its_port() {
-        let mut h = axum::http::HeaderMap::new();
-        let fallback = "0.0.0.0:8080".parse().unwrap();
-        h.insert(
-            axum::http::header::HOST,
-            "cam.example:8080".parse().unwrap(),
-        );
-        let u = super::stream_urls(&h, fallback, Some(8554), "a_b");
-        assert_eq!(u.rtsp.as_deref(), Some("rtsp://cam.example:8554/live/a_b"));
-        h.insert(axum::http::header::HOST, "[::1]:8080".parse().unwrap());
-        let u = super::stream_urls(&h, fallback, Some(8554), "x");
-        assert_eq!(u.rtsp.as_deref(), Some("rtsp://[::1]:8554/live/x"));
-        assert!(super::stream_urls(&h, fallback, None, "x").rtsp.is_none());
+        assert_eq!(super::host_without_port("cam.example:8080"), "cam.example");
+        assert_eq!(super::host_without_port("[::1]:8080"), "[::1]");
+        assert_eq!(super::host_without_port("[::1]"), "[::1]");
+        assert_eq!(super::host_without_port("cam.example"), "cam.example");
+        assert_eq!(super::host_without_port("::1"), "::1");
     }
 }

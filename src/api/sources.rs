@@ -74,7 +74,7 @@ fn view(app: &AppState, headers: &HeaderMap, r: SourceRecord) -> SourceView {
         }),
     };
     SourceView {
-        urls: stream_urls(headers, app.config.http_listen, app.rtsp_port(), &r.name),
+        urls: stream_urls(app, headers, &r.name),
         has_credentials: r.username.is_some(),
         url: r.url,
         transport: r.transport,

@@ -12,7 +12,6 @@ use crate::media::StreamSnapshot;
 pub struct StreamView {
     #[serde(flatten)]
     pub snapshot: StreamSnapshot,
-    pub flv_viewers: usize,
     pub urls: StreamUrls,
     /// The LL-HLS output, while it runs: whether it carries audio and why not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -20,25 +19,32 @@ pub struct StreamView {
     /// GB28181 streams: transport, SSRC, packets, loss.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gb28181: Option<crate::gb::live::SessionInfo>,
+    /// WebRTC sessions of this stream: peer, codecs, state, bytes sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webrtc_sessions: Vec<crate::egress::webrtc::SessionInfo>,
 }
 
-fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream, flv: usize) -> StreamView {
+fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream) -> StreamView {
     StreamView {
         snapshot: s.snapshot(),
-        flv_viewers: flv,
-        urls: stream_urls(headers, app.config.http_listen, app.rtsp_port(), s.id()),
+        webrtc_sessions: app
+            .webrtc
+            .sessions()
+            .into_iter()
+            .filter(|w| w.stream == s.id())
+            .collect(),
+        urls: stream_urls(app, headers, s.id()),
         hls: app.hls.info(s.id()),
         gb28181: app.gb_live.session_info(s.id()),
     }
 }
 
 pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Json<Vec<StreamView>> {
-    let flv = app.flv.viewer_counts();
     Json(
         app.hub
             .list()
             .iter()
-            .map(|s| view(&app, &headers, s, flv.get(s.id()).copied().unwrap_or(0)))
+            .map(|s| view(&app, &headers, s))
             .collect(),
     )
 }
@@ -52,6 +58,5 @@ pub async fn get(
         .hub
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no stream {id:?}")))?;
-    let flv = app.flv.viewer_counts().get(&id).copied().unwrap_or(0);
-    Ok(Json(view(&app, &headers, &s, flv)))
+    Ok(Json(view(&app, &headers, &s)))
 }

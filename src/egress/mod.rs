@@ -5,6 +5,7 @@ pub mod flv;
 pub mod hls;
 pub mod ps;
 pub mod rtsp;
+pub mod webrtc;
 
 use std::time::Duration;
 

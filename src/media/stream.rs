@@ -111,6 +111,8 @@ pub struct Stream {
     /// Video frames' network-read → output times (µs) per [`Output`], where
     /// known.
     latency: [Mutex<crate::util::LatencyWindow>; Output::ALL.len()],
+    /// Viewers per [`Output`] (an HLS output's request lease counts as one).
+    output_viewers: [AtomicU64; Output::ALL.len()],
 }
 
 /// The outputs whose added latency a stream measures.
@@ -177,6 +179,10 @@ pub struct StreamSnapshot {
     /// being listed); only for sources that stamp arrival (GB28181) and only
     /// outputs being watched appear.
     pub added_latency_us: std::collections::BTreeMap<&'static str, LatencyPercentiles>,
+    /// Viewers per output (`flv`, `hls`, `rtsp`, `webrtc`); an HLS output
+    /// counts one while any player requested it in the last three target
+    /// durations.
+    pub viewers_by_output: std::collections::BTreeMap<&'static str, u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -242,6 +248,7 @@ impl Stream {
             frames_in: AtomicU64::new(0),
             closed: CancellationToken::new(),
             latency: Default::default(),
+            output_viewers: Default::default(),
         })
     }
 
@@ -307,7 +314,16 @@ impl Stream {
         self.wake.notify_one();
         ViewerGuard {
             stream: self.clone(),
+            output: None,
         }
+    }
+
+    /// [`Stream::add_viewer`] counted under `output` in the stream info.
+    pub fn add_output_viewer(self: &Arc<Self>, output: Output) -> ViewerGuard {
+        let mut guard = self.add_viewer();
+        self.output_viewers[output as usize].fetch_add(1, Ordering::Relaxed);
+        guard.output = Some(output);
+        guard
     }
 
     pub fn viewers(&self) -> usize {
@@ -454,6 +470,15 @@ impl Stream {
             frames_in: self.frames_in.load(Ordering::Relaxed),
             uptime_secs: uptime,
             added_latency_us,
+            viewers_by_output: Output::ALL
+                .iter()
+                .map(|&o| {
+                    (
+                        o.as_str(),
+                        self.output_viewers[o as usize].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
             source: status,
         }
     }
@@ -469,6 +494,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// A viewer of a stream; dropping it may start the grace period.
 pub struct ViewerGuard {
     stream: Arc<Stream>,
+    output: Option<Output>,
 }
 
 impl ViewerGuard {
@@ -479,6 +505,9 @@ impl ViewerGuard {
 
 impl Drop for ViewerGuard {
     fn drop(&mut self) {
+        if let Some(o) = self.output {
+            self.stream.output_viewers[o as usize].fetch_sub(1, Ordering::Relaxed);
+        }
         let action = lock(&self.stream.demand).viewer_left(now());
         self.stream.apply(action);
         self.stream.wake.notify_one();

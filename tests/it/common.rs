@@ -109,6 +109,7 @@ impl Gateway {
             .env("CAMGATE_RTP_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_RTSP_SERVER_UDP_PORT", "0")
+            .env("CAMGATE_WEBRTC_LISTEN", "127.0.0.1:0")
             .env("CAMGATE_LOG", "info,camgate=debug")
             .env("CAMGATE_ON_DEMAND_GRACE_SECS", opts.grace_secs.to_string())
             .env(

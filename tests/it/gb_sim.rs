@@ -89,6 +89,16 @@ pub(crate) async fn first_camera(gw: &Gateway) -> String {
     ch[0]["id"].as_str().unwrap().to_owned()
 }
 
+/// A `camgate sim` device sending H.264 + G.711A, registered and with its
+/// catalog synced: (the device, its first channel id). Used by the browser
+/// tests.
+pub(crate) async fn start_h264_g711a_sim(gw: &Gateway) -> (Sim, String) {
+    setup(gw).await;
+    let sim = Sim::start(gw, &fixture("h264-es/240x320.h264"), &["--audio", "g711a"]);
+    let channel = first_camera(gw).await;
+    (sim, channel)
+}
+
 async fn play_over(gw: &Gateway, channel: &str, transport: &str, expect: &[&str]) -> String {
     let (status, body) = gw
         .api(

@@ -3,6 +3,7 @@
 //! loopback.
 
 mod api;
+mod browser;
 mod common;
 mod gb;
 mod gb_media;
@@ -15,3 +16,4 @@ mod rtsp_flv;
 mod rtsp_out;
 mod sip_fixtures;
 mod store;
+mod webrtc;

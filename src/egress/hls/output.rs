@@ -73,7 +73,7 @@ impl HlsOutputs {
             let mut l = lock(&shared.lease);
             l.last_request = Instant::now();
             if l.guard.is_none() {
-                l.guard = Some(stream.add_viewer());
+                l.guard = Some(stream.add_output_viewer(crate::media::Output::Hls));
             }
         }
         shared

@@ -627,7 +627,7 @@ impl Conn {
                 return Err(Response::new(500));
             }
         };
-        let viewer = stream.add_viewer();
+        let viewer = stream.add_output_viewer(Output::Rtsp);
         let mut rx = stream.subscribe();
         let timeout = app.start_timeout();
         wait_for_media(&stream, &mut rx, timeout)
@@ -770,7 +770,7 @@ impl Conn {
         let viewer = described
             .viewer
             .take()
-            .unwrap_or_else(|| described.stream.add_viewer());
+            .unwrap_or_else(|| described.stream.add_output_viewer(Output::Rtsp));
         let id = crate::util::random_hex(8)
             .unwrap_or_else(|_| format!("{:08x}{:08x}", random_u32(), random_u32()));
         let session = Arc::new(Session {
