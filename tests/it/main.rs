@@ -2,6 +2,7 @@
 //! server, FFmpeg 5.1 and 9, sipp as GB28181 devices, a WebSocket client), on
 //! loopback.
 
+mod all_outputs;
 mod api;
 mod browser;
 mod common;

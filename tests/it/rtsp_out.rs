@@ -42,7 +42,7 @@ async fn ffmpeg_rtsp(ffmpeg: &Path, transport: &str, url: &str, frames: u32) -> 
     )
 }
 
-async fn decode_ok(ffmpeg: &Path, transport: &str, url: &str, frames: u32) -> String {
+pub(crate) async fn decode_ok(ffmpeg: &Path, transport: &str, url: &str, frames: u32) -> String {
     let (ok, log) = ffmpeg_rtsp(ffmpeg, transport, url, frames).await;
     assert!(ok, "ffmpeg failed on {url} ({transport}):\n{log}");
     assert!(decoded_frames(&log) >= frames, "{log}");

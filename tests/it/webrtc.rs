@@ -16,10 +16,10 @@ use crate::common::{Camera, Gateway, GatewayOptions};
 
 /// What the client saw.
 #[derive(Debug, Default)]
-struct Received {
-    frames: usize,
+pub(crate) struct Received {
+    pub(crate) frames: usize,
     keyframes: usize,
-    first_was_keyframe: Option<bool>,
+    pub(crate) first_was_keyframe: Option<bool>,
     audio_frames: usize,
     keyframe_requested: bool,
 }
@@ -86,6 +86,51 @@ fn run_client(
         };
         rtc.handle_input(input).expect("client handle_input");
     }
+    got
+}
+
+/// Plays `stream` over WHEP with a str0m client until `frames` video frames
+/// arrived (or 60 s), then DELETEs the session.
+pub(crate) async fn whep_play(gw: &Gateway, stream: &str, frames: usize) -> Received {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut rtc = Rtc::builder()
+        .set_crypto_provider(Arc::new(str0m::crypto::from_feature_flags()))
+        .build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
+    let mut change = rtc.sdp_api();
+    let video_mid = change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = change.apply().unwrap();
+    let r = Gateway::client()
+        .post(gw.url(&format!("/live/{stream}/whep")))
+        .header("content-type", "application/sdp")
+        .body(offer.to_sdp_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let location = r.headers()["location"].to_str().unwrap().to_owned();
+    let answer = r.text().await.unwrap();
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+    let got = tokio::task::spawn_blocking(move || {
+        run_client(
+            rtc,
+            video_mid,
+            socket,
+            frames,
+            usize::MAX,
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    let r = Gateway::client()
+        .delete(gw.url(&location))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     got
 }
 
