@@ -37,7 +37,12 @@ fn post_offer(base: &str, stream: &str, sdp: &str) -> Result<String, String> {
     Ok(body.to_owned())
 }
 
-fn session(base: String, stream: String, secs: u64, frames: Arc<AtomicUsize>) -> Result<(), String> {
+fn session(
+    base: String,
+    stream: String,
+    secs: u64,
+    frames: Arc<AtomicUsize>,
+) -> Result<(), String> {
     let socket = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     let mut rtc = Rtc::builder()
@@ -49,7 +54,10 @@ fn session(base: String, stream: String, secs: u64, frames: Arc<AtomicUsize>) ->
     let (offer, pending) = change.apply().ok_or("no offer")?;
     let answer = post_offer(&base, &stream, &offer.to_sdp_string())?;
     rtc.sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?)
+        .accept_answer(
+            pending,
+            SdpAnswer::from_sdp_string(&answer).map_err(|e| e.to_string())?,
+        )
         .map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 2048];
     let end = Instant::now() + Duration::from_secs(secs);

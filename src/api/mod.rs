@@ -8,6 +8,7 @@ mod error;
 mod json;
 mod live;
 mod ptz;
+mod records;
 mod settings;
 mod sources;
 mod streams;
@@ -100,6 +101,7 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
         "/api/v1/channels/{device_id}/{channel_id}/ptz/precise",
     ),
     ("PUT", "/api/v1/channels/{device_id}/{channel_id}/home"),
+    ("GET", "/api/v1/channels/{device_id}/{channel_id}/records"),
     ("POST", "/api/v1/sources/{name}/ptz"),
     ("GET", "/api/v1/sources/{name}/ptz/serial"),
     ("PUT", "/api/v1/sources/{name}/ptz/serial"),
@@ -193,6 +195,10 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/channels/{device_id}/{channel_id}/home",
             axum::routing::put(ptz::home),
+        )
+        .route(
+            "/channels/{device_id}/{channel_id}/records",
+            get(records::list),
         )
         .route("/sources/{name}/ptz", axum::routing::post(ptz::source_ptz))
         .route(

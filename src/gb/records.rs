@@ -131,7 +131,14 @@ impl Platform {
     }
 
     /// An assembled (or timed-out) RecordInfo answer goes to its waiter.
-    pub(super) fn records_done(&self, a: Assembled<RecordItem>) {
+    pub(super) fn records_done(&self, mut a: Assembled<RecordItem>) {
+        // Pages may be handled out of order; a timeline wants them by time
+        // (MANSCDP times are fixed-width local times, so text order is time
+        // order).
+        a.items.sort_by(|x, y| {
+            (x.start_time.as_deref(), x.end_time.as_deref())
+                .cmp(&(y.start_time.as_deref(), y.end_time.as_deref()))
+        });
         if !a.complete {
             tracing::warn!(device_id = a.device_id, sn = a.sn, items = a.items.len(), sum_num = ?a.sum_num, "record list incomplete (timed out)");
         }

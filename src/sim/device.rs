@@ -410,7 +410,10 @@ pub async fn on_message(sh: &Shared, dev: &Device, inc: &Incoming) {
             &m.device_id,
             &device_time(sh.utc_offset),
         )),
-        (Root::Query, CmdType::RecordInfo) => Some(xml::record_info_empty(m.sn, &m.device_id)),
+        (Root::Query, CmdType::RecordInfo) => {
+            send_records(sh, dev, &m).await;
+            return;
+        }
         (Root::Query, CmdType::PresetQuery) => Some(xml::preset_list(m.sn, &m.device_id)),
         (Root::Control, CmdType::DeviceControl) => device_control(dev, &m),
         (Root::Control, CmdType::DeviceConfig) => {
@@ -479,6 +482,59 @@ fn device_control(dev: &Device, m: &Message) -> Option<String> {
         .iter()
         .any(|c| command.eq_ignore_ascii_case(c));
     answered.then(|| manscdp::response_ok("DeviceControl", m.sn, &m.device_id))
+}
+
+/// Length of each simulated recording.
+const RECORD_SECS: i64 = 600;
+/// Most recordings one answer lists.
+const MAX_RECORDS: i64 = 24;
+
+/// The simulated recordings of a channel: back-to-back 10-minute files over
+/// the queried span (at most [`MAX_RECORDS`]), sent as several MESSAGEs of
+/// `catalog_batch` items like the catalog (gb28181.md §3 "Multi-packet").
+async fn send_records(sh: &Shared, dev: &Device, m: &Message) {
+    let field = |name: &str| match &m.body {
+        Body::Other(el) => el.child_text(name).map(str::to_owned),
+        _ => None,
+    };
+    let offset = sh.utc_offset;
+    let span = field("StartTime")
+        .and_then(|s| crate::util::parse_gb_time(&s, offset))
+        .zip(field("EndTime").and_then(|e| crate::util::parse_gb_time(&e, offset)));
+    let mut entries = Vec::new();
+    if let Some((start, end)) = span {
+        let mut t = start;
+        while t < end && (entries.len() as i64) < MAX_RECORDS {
+            let until = (t + RECORD_SECS).min(end);
+            entries.push(xml::RecordEntry {
+                start: crate::util::gb_time(t, offset),
+                end: crate::util::gb_time(until, offset),
+                file: format!("/sim/{}/{t}.mp4", m.device_id),
+            });
+            t = until;
+        }
+    }
+    tracing::info!(device_id = %dev.id, channel_id = %m.device_id, sn = m.sn, records = entries.len(), "sim record query");
+    let batch = sh.cfg.catalog_batch.max(1);
+    let pages: Vec<&[xml::RecordEntry]> = if entries.is_empty() {
+        vec![&[]]
+    } else {
+        entries.chunks(batch).collect()
+    };
+    for page in pages {
+        let body = xml::record_info_page(m.sn, &m.device_id, entries.len(), page);
+        match send_message(sh, dev, &body).await {
+            Ok(200..=299) => {}
+            Ok(code) => {
+                tracing::warn!(device_id = %dev.id, sn = m.sn, code, "sim record message refused: stopping");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(device_id = %dev.id, sn = m.sn, error = %e, "sim record message not delivered: stopping");
+                return;
+            }
+        }
+    }
 }
 
 /// The catalog in several MESSAGEs of `catalog_batch` items, each sent after

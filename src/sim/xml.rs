@@ -134,13 +134,34 @@ pub fn device_status(sn: u64, device_id: &str, device_time: &str) -> String {
     close(s, "Response")
 }
 
-/// `Response/RecordInfo` with no recordings: `SumNum 0`, an empty list
-/// (gb28181.md §3 "Multi-packet": "SumNum 0 with no list when empty").
-pub fn record_info_empty(sn: u64, channel_id: &str) -> String {
+/// One simulated recording: local start/end times as MANSCDP writes them.
+pub struct RecordEntry {
+    pub start: String,
+    pub end: String,
+    pub file: String,
+}
+
+/// One page of a `Response/RecordInfo` (GB/T 28181-2016 A.2.6.7): `SumNum`
+/// is the whole list, `RecordList Num` this page.
+pub fn record_info_page(sn: u64, channel_id: &str, sum: usize, page: &[RecordEntry]) -> String {
     let mut s = open("Response", "RecordInfo", sn, channel_id);
     field(&mut s, "Name", "camgate simulator");
-    field(&mut s, "SumNum", "0");
-    s.push_str("<RecordList Num=\"0\">\r\n</RecordList>\r\n");
+    field(&mut s, "SumNum", &sum.to_string());
+    let _ = write!(s, "<RecordList Num=\"{}\">\r\n", page.len());
+    for r in page {
+        s.push_str("<Item>\r\n");
+        field(&mut s, "DeviceID", channel_id);
+        field(&mut s, "Name", "camgate simulator");
+        field(&mut s, "FilePath", &r.file);
+        field(&mut s, "Address", "sim");
+        field(&mut s, "StartTime", &r.start);
+        field(&mut s, "EndTime", &r.end);
+        field(&mut s, "Secrecy", "0");
+        field(&mut s, "Type", "time");
+        field(&mut s, "FileSize", "1048576");
+        s.push_str("</Item>\r\n");
+    }
+    s.push_str("</RecordList>\r\n");
     close(s, "Response")
 }
 
@@ -209,7 +230,7 @@ mod tests {
         .unwrap();
         assert!(matches!(p.message.body, Body::DeviceStatus(_)));
         let p = parse(
-            record_info_empty(5, "34020000001310000001").as_bytes(),
+            record_info_page(5, "34020000001310000001", 0, &[]).as_bytes(),
             None,
         )
         .unwrap();

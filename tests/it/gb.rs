@@ -1142,10 +1142,11 @@ async fn alarms_positions_and_unanswered_queries() {
     assert_eq!(body["error"]["code"], "device_offline");
 }
 
-/// PTZ to a sipp device: the scenario pulls `<PTZCmd>` and the priority out
-/// of the DeviceControl body it receives and logs them.
+/// PTZ and RecordInfo with a sipp device: the scenario pulls `<PTZCmd>`, the
+/// priority, `<PTZPreciseCtrl>` and the record query's span out of the
+/// bodies it receives and logs them; it answers RecordInfo.
 #[tokio::test(flavor = "multi_thread")]
-async fn ptz_reaches_a_sipp_device_as_devicecontrol() {
+async fn ptz_and_records_with_a_sipp_device() {
     let gw = gateway(true);
     sip_settings(&gw, json!({"password": PASSWORD, "auto_accept": true})).await;
     let sipp = Sipp::start(
@@ -1198,8 +1199,30 @@ async fn ptz_reaches_a_sipp_device_as_devicecontrol() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    // RecordInfo: sipp echoes the asked span as one recording.
+    let (status, body) = gw
+        .api(
+            Method::GET,
+            &format!("/api/v1/channels/{DEVICE}/{cam}/records?start=2026-11-30T08:00:00&end=2026-11-30T09:00:00"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["records"][0]["start_time"], "2026-11-30T08:00:00",
+        "{body}"
+    );
+    assert_eq!(
+        body["records"][0]["end_time"], "2026-11-30T09:00:00",
+        "{body}"
+    );
+    assert_eq!(
+        body["records"][0]["file_path"], "/sipp/record-1.mp4",
+        "{body}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let want = [
+        "records=2026-11-30T08:00:00..2026-11-30T09:00:00".to_owned(),
         "precise=123.40/-5.00/3.00".to_owned(),
         "cmd=DeviceControl sn=".to_owned(),
         format!("qdev={cam} plat={PLATFORM}"),

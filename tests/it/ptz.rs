@@ -404,3 +404,71 @@ async fn serial_ptz_writes_pelco_frames_and_survives_an_unplug() {
         .await;
     assert_eq!(status, 204);
 }
+
+/// RecordInfo against the simulator: a list spanning several MESSAGEs,
+/// assembled, with times as Unix seconds; the repeat comes from the cache.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_from_the_simulator_span_several_messages() {
+    let gw = Gateway::start(GatewayOptions::default());
+    setup(&gw).await;
+    let sim = Sim::start(&gw, &fixture("h264-es/240x320.h264"), &[]);
+    let ch = first_camera(&gw).await;
+    let base = format!("/api/v1/channels/{SIM_DEVICE}/{ch}/records");
+    let start = 1_796_000_400i64; // on a 10-minute boundary
+    let end = start + 3600;
+    let (status, body) = gw
+        .api(
+            Method::GET,
+            &format!("{base}?start={start}&end={end}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["complete"], true, "{body}");
+    assert_eq!(body["sum_num"], 6, "{body}");
+    // The simulator pages lists like catalogs: 2 items per MESSAGE.
+    assert_eq!(body["messages"], 3, "{body}");
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 6, "{body}");
+    assert_eq!(records[0]["start"], start, "{body}");
+    assert_eq!(records[5]["end"], end, "{body}");
+    for pair in records.windows(2) {
+        assert_eq!(pair[0]["end"], pair[1]["start"], "{body}");
+    }
+    // The same question again is answered from the cache.
+    let (status, again) = gw
+        .api(
+            Method::GET,
+            &format!("{base}?start={start}&end={end}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(again["records"], body["records"]);
+    let asked = sim
+        .logs
+        .all()
+        .iter()
+        .filter(|l| l.contains("sim record query"))
+        .count();
+    assert_eq!(asked, 1, "the device was asked again");
+    // An empty span and bad parameters.
+    let (status, empty) = gw
+        .api(
+            Method::GET,
+            &format!("{base}?start={start}&end={}&type=alarm", start + 1),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{empty}");
+    for bad in [
+        format!("{base}?start={end}&end={start}"),
+        format!("{base}?start=yesterday&end={end}"),
+        format!("{base}?start={start}&end={end}&type=motion"),
+        format!("{base}?start={start}"),
+    ] {
+        let (status, body) = gw.api(Method::GET, &bad, None).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    drop(sim);
+}
