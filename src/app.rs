@@ -28,7 +28,13 @@ pub struct App {
     pub gb_live: Arc<crate::gb::live::GbStreams>,
     pub ptz: Arc<crate::ptz::PtzService>,
     media: Arc<RwLock<MediaSettings>>,
+    /// CORS policy in force; replaced on SIGHUP.
+    pub cors: crate::api::SharedCorsPolicy,
     pub shutdown: CancellationToken,
+    /// The GB28181 media port (UDP and TCP), as bound.
+    pub gb_media_port: u16,
+    /// The HTTP address, once bound by `serve`.
+    pub http_addr: std::sync::OnceLock<SocketAddr>,
     pub started: Instant,
     /// Where the RTSP server listens, once it does.
     rtsp_server_addr: std::sync::OnceLock<SocketAddr>,
@@ -60,6 +66,7 @@ impl App {
     /// Opens the database, starts SIP (UDP and TCP) and the GB28181 platform,
     /// and starts the stored sources.
     pub async fn start(config: Config) -> Result<Arc<Self>, AppError> {
+        crate::ops::systemd::status("opening the database");
         let lock = crate::store::ops::DataDirLock::acquire(&config.data_dir)?;
         let store = Store::open_in_dir(&config.data_dir)?;
         ensure_admin_token(&store, config.admin_token.as_deref())?;
@@ -80,6 +87,7 @@ impl App {
             },
         );
         let shutdown = CancellationToken::new();
+        crate::ops::systemd::status("starting SIP and GB28181 media");
         let (endpoint, inbound) = SipEndpoint::start(
             EndpointConfig {
                 listen: config.sip_listen,
@@ -112,6 +120,7 @@ impl App {
                     addr: webrtc_listen,
                     source,
                 })?;
+        let gb_media_port = media_server.udp_port();
         let grace_source = Arc::new(RwLock::new(media));
         let grace_read = grace_source.clone();
         let gb_live = crate::gb::live::GbStreams::new(
@@ -129,7 +138,10 @@ impl App {
             }),
         );
         let ptz = crate::ptz::PtzService::new(gb.clone(), store.clone());
+        // Validated when the configuration was loaded.
+        let cors = crate::api::CorsPolicy::new(&config.cors_allowed_origins).unwrap_or_default();
         let app = Arc::new(Self {
+            cors: Arc::new(RwLock::new(Arc::new(cors))),
             _lock: lock,
             config,
             gb,
@@ -144,6 +156,8 @@ impl App {
             rtsp,
             webrtc,
             media: grace_source,
+            gb_media_port,
+            http_addr: std::sync::OnceLock::new(),
             shutdown,
             started: Instant::now(),
             rtsp_server_addr: std::sync::OnceLock::new(),
@@ -167,6 +181,17 @@ impl App {
     pub(crate) fn set_rtsp_server_addr(&self, addr: SocketAddr) {
         // Set once per run; a second start would be a wiring error, ignored.
         let _ = self.rtsp_server_addr.set(addr);
+    }
+
+    /// `systemctl status`'s one-line summary.
+    pub fn status_line(&self) -> String {
+        format!(
+            "serving: HTTP {}, SIP {}, GB28181 media port {}, {} streams",
+            self.http_addr.get().unwrap_or(&self.config.http_listen),
+            self.gb.sip_addr(),
+            self.gb_media_port,
+            self.hub.list().len()
+        )
     }
 
     pub fn media_settings(&self) -> MediaSettings {
@@ -225,6 +250,9 @@ impl App {
             crate::egress::rtsp::RtspServer::start(self.clone()).await?;
         }
         tracing::info!(http = %local, "camgate listening");
+        let _ = self.http_addr.set(local);
+        // Every listener is bound now: SIP and media in `start`, HTTP above.
+        crate::ops::systemd::notify(&[("READY", "1"), ("STATUS", &self.status_line())]);
         let router = crate::api::router(self.clone());
         let shutdown = self.shutdown.clone();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -232,12 +260,14 @@ impl App {
         });
         let result = server.await.map_err(AppError::Serve);
         tracing::info!("HTTP server stopped; stopping sources");
+        crate::ops::systemd::status("stopping: ending camera sessions");
         self.rtsp.shutdown(Duration::from_secs(5)).await;
         self.gb_live.stop_all();
         // Let the BYEs go out before the endpoint stops.
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.gb.flush_keepalives().await;
         self.hub.close_all();
+        crate::ops::systemd::status("stopping: closing the database");
         self.store.close()?;
         tracing::info!("shutdown complete");
         result

@@ -72,6 +72,11 @@ pub struct ConfigArgs {
     #[arg(long, env = "CAMGATE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
 
+    /// Log output: `text` (stderr), `journald` (structured fields), or `auto`:
+    /// journald when stderr is systemd's journal stream [default: auto].
+    #[arg(long, env = "CAMGATE_LOG_FORMAT", global = true, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+
     /// Seconds an on-demand source keeps running after its last viewer left
     /// [default: 10]. A value stored through the API takes precedence.
     #[arg(
@@ -118,7 +123,8 @@ pub struct ConfigArgs {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
-    pub log: Option<String>,
+    /// `log = "FILTER"`, or a `[log]` table with `filter` and `format`.
+    pub log: Option<LogFile>,
     pub admin_token: Option<String>,
     #[serde(default)]
     pub http: HttpFile,
@@ -177,6 +183,34 @@ pub struct WebRtcFile {
     pub public_ips: Option<Vec<std::net::IpAddr>>,
     /// Concurrent sessions; more get 503 [default: 64].
     pub max_sessions: Option<usize>,
+}
+
+/// Where log records go.
+#[derive(Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// journald when `$JOURNAL_STREAM` names our stderr, else text.
+    #[default]
+    Auto,
+    /// Human-readable lines on stderr.
+    Text,
+    /// Native journald records with each tracing field as a journal field.
+    Journald,
+}
+
+/// `log`: a filter string (the original form) or a `[log]` table.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(untagged)]
+pub enum LogFile {
+    Filter(String),
+    Table(LogTable),
+}
+
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogTable {
+    pub filter: Option<String>,
+    pub format: Option<LogFormat>,
 }
 
 /// `[gb_media]`: how GB28181 media comes in.
@@ -250,6 +284,7 @@ pub struct Config {
     pub http_listen: SocketAddr,
     pub cors_allowed_origins: Vec<String>,
     pub log: String,
+    pub log_format: LogFormat,
     pub on_demand_grace: Duration,
     pub start_timeout: Duration,
     pub rtsp_connect_timeout: Duration,
@@ -301,6 +336,14 @@ impl Config {
 
     pub fn resolve(args: &ConfigArgs, file: FileConfig) -> Result<Self, ConfigError> {
         let secs = Duration::from_secs;
+        let log_file = match file.log {
+            Some(LogFile::Filter(f)) => LogTable {
+                filter: Some(f),
+                format: None,
+            },
+            Some(LogFile::Table(t)) => t,
+            None => LogTable::default(),
+        };
         let config = Self {
             data_dir: args
                 .data_dir
@@ -315,8 +358,9 @@ impl Config {
             log: args
                 .log
                 .clone()
-                .or(file.log)
+                .or(log_file.filter)
                 .unwrap_or_else(|| "info".into()),
+            log_format: args.log_format.or(log_file.format).unwrap_or_default(),
             on_demand_grace: secs(
                 args.on_demand_grace_secs
                     .or(file.media.on_demand_grace_secs)
@@ -557,6 +601,21 @@ mod tests {
         assert_eq!(c.http_listen.port(), 9100);
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/camgate"));
         assert_eq!(c.on_demand_grace, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn log_is_a_filter_or_a_table() {
+        let old: FileConfig = toml::from_str("log = \"debug\"\n").unwrap();
+        let c = Config::resolve(&ConfigArgs::default(), old).unwrap();
+        assert_eq!((c.log.as_str(), c.log_format), ("debug", LogFormat::Auto));
+        let table: FileConfig =
+            toml::from_str("[log]\nfilter = \"warn\"\nformat = \"journald\"\n").unwrap();
+        let c = Config::resolve(&ConfigArgs::default(), table).unwrap();
+        assert_eq!(
+            (c.log.as_str(), c.log_format),
+            ("warn", LogFormat::Journald)
+        );
+        assert!(toml::from_str::<FileConfig>("[log]\nformat = \"xml\"\n").is_err());
     }
 
     #[test]

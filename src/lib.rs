@@ -13,6 +13,7 @@ pub mod fuzzing;
 pub mod gb;
 pub mod ingest;
 pub mod media;
+pub mod ops;
 pub mod ptz;
 pub mod sim;
 pub mod sip;

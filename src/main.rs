@@ -1,6 +1,5 @@
 //! The `camgate` command.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -10,6 +9,7 @@ use clap::{Parser, Subcommand};
 use camgate::app::App;
 use camgate::config::{Config, ConfigArgs};
 use camgate::gb::manscdp::Charset;
+use camgate::ops::logging::Logging;
 use camgate::sim::{AudioInput, PsQuirks, Sim, SimConfig, SipTransport};
 use camgate::store::{Store, TokenRole, db};
 
@@ -210,24 +210,12 @@ fn parse_role(s: &str) -> Result<TokenRole, String> {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|e| {
-        eprintln!("invalid log filter {filter:?} ({e}); using \"info\"");
-        tracing_subscriber::EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Config::load(&cli.config).context("configuration")?;
-    init_logging(&config.log);
+    let logging = camgate::ops::logging::init(&config.log, config.log_format);
     match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(config),
+        Command::Run => run(config, cli.config, logging),
         Command::Sim(args) => sim(args.into_config()?),
         Command::Backup { dest } => {
             let db = config.data_dir.join("camgate.db");
@@ -370,26 +358,96 @@ fn check(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, args: ConfigArgs, logging: Logging) -> anyhow::Result<()> {
+    use camgate::ops::systemd;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("camgate")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let app = App::start(config).await?;
+    let result = runtime.block_on(async move {
+        // Pinging starts before the (possibly slow) database migration.
+        let watchdog = tokio_util::sync::CancellationToken::new();
+        systemd::spawn_watchdog(watchdog.clone());
+        let app = match App::start(config).await {
+            Ok(app) => app,
+            Err(e) => {
+                systemd::status(&format!("failed to start: {e}"));
+                return Err(e.into());
+            }
+        };
         let shutdown = app.shutdown.clone();
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down");
+            systemd::notify(&[("STOPPING", "1"), ("STATUS", "stopping")]);
             shutdown.cancel();
         });
-        app.serve().await?;
+        tokio::spawn(reload_on_sighup(app.clone(), args, logging));
+        let served = app.serve().await;
+        watchdog.cancel();
+        served?;
         anyhow::Ok(())
-    })?;
+    });
+    if let Err(e) = &result {
+        systemd::status(&format!("failed: {e:#}"));
+    }
+    result?;
     // Viewer connections still draining are cut here.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     Ok(())
+}
+
+/// SIGHUP (`systemctl reload camgate`): re-reads the configuration file and
+/// applies what can change without dropping streams (`ops::reload`).
+async fn reload_on_sighup(app: std::sync::Arc<App>, args: ConfigArgs, logging: Logging) {
+    use camgate::ops::systemd;
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGHUP; configuration reload disabled");
+                return;
+            }
+        };
+        let mut running = app.config.clone();
+        while hup.recv().await.is_some() {
+            let usec = systemd::monotonic_usec().to_string();
+            systemd::notify(&[
+                ("RELOADING", "1"),
+                ("MONOTONIC_USEC", &usec),
+                ("STATUS", "reloading the configuration"),
+            ]);
+            match Config::load(&args) {
+                Err(e) => {
+                    tracing::error!(error = %e, "configuration reload failed; keeping the running settings");
+                }
+                Ok(new) => {
+                    let outcome =
+                        camgate::ops::reload::apply(&app, Some(&logging), &running, &new).await;
+                    for failed in &outcome.failed {
+                        tracing::warn!("configuration reload: {failed}");
+                    }
+                    if !outcome.needs_restart.is_empty() {
+                        tracing::warn!(
+                            settings = %outcome.needs_restart.join(", "),
+                            "configuration reload: these settings changed but need a restart"
+                        );
+                    }
+                    tracing::info!(
+                        applied = %outcome.applied.join(", "),
+                        "configuration reloaded"
+                    );
+                    running = new;
+                }
+            }
+            systemd::notify(&[("READY", "1"), ("STATUS", &app.status_line())]);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (app, args, logging);
 }
 
 fn sim(config: SimConfig) -> anyhow::Result<()> {

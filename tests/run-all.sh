@@ -20,6 +20,7 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
     gstreamer1.0-plugins-ugly gstreamer1.0-libav gir1.2-gstreamer-1.0
     python3-gi python3-gst-1.0
+    systemd adduser
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -60,6 +61,16 @@ if ! command -v cargo-deny >/dev/null; then
     cargo install --locked cargo-deny
 fi
 
+# Packaging (tests/it/appliance.rs builds a .deb; the Yocto layer is linted).
+if ! command -v cargo-deb >/dev/null; then
+    log "installing cargo-deb"
+    cargo install --locked cargo-deb
+fi
+if ! command -v oelint-adv >/dev/null; then
+    log "installing oelint-adv from PyPI"
+    "$PY" -m pip install -q oelint-adv
+fi
+
 # Real captures live beside the repository, never inside it.
 if [ -z "${CAMGATE_REAL_FIXTURES:-}" ] && [ -d ../shared/fixtures ]; then
     CAMGATE_REAL_FIXTURES="$(cd ../shared/fixtures && pwd)"
@@ -77,6 +88,27 @@ cargo clippy --locked --all-targets -- -D warnings
 
 log "cargo deny check licenses"
 cargo deny --log-level error check licenses
+
+log "Yocto layer: crate list matches Cargo.lock, oelint-adv finds no error"
+crates_inc=yocto/meta-camgate/recipes-multimedia/camgate/camgate-crates.inc
+cp "$crates_inc" "$crates_inc.committed"
+bash yocto/update-crates.sh >/dev/null
+if ! cmp -s "$crates_inc" "$crates_inc.committed"; then
+    mv "$crates_inc.committed" "$crates_inc"
+    echo "$crates_inc is stale: run yocto/update-crates.sh and commit it" >&2
+    exit 1
+fi
+rm "$crates_inc.committed"
+for release in scarthgap walnascar; do
+    # homepageping would reach the network; the homepage is a placeholder.
+    lint="$(cd yocto && oelint-adv --quiet --release "$release" --suppress oelint.vars.homepageping \
+        meta-camgate/recipes-multimedia/camgate/camgate_0.1.0.bb 2>&1 || true)"
+    printf '%s\n' "$lint" >&2
+    if printf '%s\n' "$lint" | grep -q ':error:'; then
+        echo "oelint-adv ($release) reports errors" >&2
+        exit 1
+    fi
+done
 
 log "cargo test"
 cargo test --locked --all-targets

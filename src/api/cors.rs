@@ -69,7 +69,11 @@ fn add_allow_origin(headers: &mut HeaderMap, origin: &HeaderValue) {
     headers.append(header::VARY, HeaderValue::from_static("origin"));
 }
 
-pub async fn layer(State(policy): State<Arc<CorsPolicy>>, req: Request, next: Next) -> Response {
+/// The policy in force; SIGHUP swaps in a new one (see `ops::reload`).
+pub type SharedCorsPolicy = Arc<std::sync::RwLock<Arc<CorsPolicy>>>;
+
+pub async fn layer(State(cell): State<SharedCorsPolicy>, req: Request, next: Next) -> Response {
+    let policy = cell.read().unwrap_or_else(|e| e.into_inner()).clone();
     if !policy.is_enabled() {
         return next.run(req).await;
     }

@@ -78,8 +78,44 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(m) => ApiError::conflict(m),
-            other => ApiError::internal(&other),
+            other => match storage_failure(&other) {
+                // SQLite rolled the statement back (SQLITE_FULL and
+                // SQLITE_READONLY leave the database as it was), so the
+                // caller may retry once the operator has fixed the disk.
+                Some(rusqlite::ErrorCode::DiskFull) => {
+                    tracing::error!(error = %other, "database write refused: disk full");
+                    ApiError::new(
+                        StatusCode::INSUFFICIENT_STORAGE,
+                        "storage_full",
+                        "the disk holding the database is full; nothing was changed. \
+                         Live streams keep running; free space and retry",
+                    )
+                }
+                Some(_) => {
+                    tracing::error!(error = %other, "database write refused: read-only");
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "storage_read_only",
+                        "the database is read-only (file system remounted read-only or \
+                         permissions changed); nothing was changed. Live streams keep running",
+                    )
+                }
+                None => ApiError::internal(&other),
+            },
         }
+    }
+}
+
+/// SQLite's "disk full" or "read-only" under a store error, if that is what
+/// it is: these are the operator's to fix, not a bug.
+fn storage_failure(e: &StoreError) -> Option<rusqlite::ErrorCode> {
+    let sql = match e {
+        StoreError::Sql(s) | StoreError::Open { source: s, .. } => s,
+        _ => return None,
+    };
+    match sql.sqlite_error_code()? {
+        code @ (rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::ReadOnly) => Some(code),
+        _ => None,
     }
 }
 
@@ -111,4 +147,32 @@ pub async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "method not allowed on this route",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: i32) -> StoreError {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn full_and_read_only_disks_are_named() {
+        let full = ApiError::from(sqlite(rusqlite::ffi::SQLITE_FULL));
+        assert_eq!(
+            (full.status, full.code),
+            (StatusCode::INSUFFICIENT_STORAGE, "storage_full")
+        );
+        let ro = ApiError::from(sqlite(rusqlite::ffi::SQLITE_READONLY));
+        assert_eq!(
+            (ro.status, ro.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "storage_read_only")
+        );
+        let other = ApiError::from(sqlite(rusqlite::ffi::SQLITE_CORRUPT));
+        assert_eq!(other.code, "internal");
+    }
 }

@@ -24,7 +24,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 pub use auth::Caller;
-pub use cors::CorsPolicy;
+pub use cors::{CorsPolicy, SharedCorsPolicy};
 pub use devices::{DeviceCreate, DevicePatch};
 pub use error::ApiError;
 pub use json::{ApiJson, ApiQuery, parse as parse_json};
@@ -109,8 +109,7 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
 ];
 
 pub fn router(app: AppState) -> Router {
-    // Validated when the configuration was loaded.
-    let cors = Arc::new(CorsPolicy::new(&app.config.cors_allowed_origins).unwrap_or_default());
+    let cors = app.cors.clone();
     let v1 = Router::new()
         .route("/sources", get(sources::list).post(sources::create))
         .route(

@@ -298,3 +298,20 @@ async fn device_bye_ends_the_stream() {
     });
     let _ = wait_child(&mut sim.child, Duration::from_secs(5));
 }
+
+/// `systemctl stop` (SIGTERM) with a GB28181 session playing: the platform
+/// sends BYE to the device before it exits, and exits 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_sends_bye_to_gb28181_sessions() {
+    let mut gw = Gateway::start(GatewayOptions::default());
+    setup(&gw).await;
+    let sim = Sim::start(&gw, &fixture("h264-es/240x320.h264"), &[]);
+    let channel = first_camera(&gw).await;
+    play_over(&gw, &channel, "udp", &["h264"]).await;
+    let status = tokio::task::block_in_place(|| gw.terminate(Duration::from_secs(20)));
+    assert!(status.success(), "{status:?}");
+    sim.logs
+        .wait_for("BYE from the platform", Duration::from_secs(5), |l| {
+            l.contains("sim bye") && l.contains("by=platform")
+        });
+}

@@ -4,6 +4,7 @@
 
 mod all_outputs;
 mod api;
+mod appliance;
 mod browser;
 mod common;
 mod gb;
