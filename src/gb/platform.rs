@@ -147,6 +147,41 @@ impl DeviceState {
     }
 }
 
+/// What a subscription to a device is for (GB/T 28181-2016 §9.11 catalog,
+/// §9.7 alarm; gb28181.md §3 "Subscription").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SubKind {
+    Catalog,
+    Alarm,
+}
+
+impl SubKind {
+    fn name(self) -> &'static str {
+        match self {
+            SubKind::Catalog => "Catalog",
+            SubKind::Alarm => "Alarm",
+        }
+    }
+
+    /// The SUBSCRIBE body: a Catalog query, or an Alarm query for every
+    /// priority (1 highest to 4) and every method (0 = all).
+    fn body(self, sn: u64, device_id: &str) -> String {
+        match self {
+            SubKind::Catalog => manscdp::query("Catalog", sn, device_id),
+            SubKind::Alarm => manscdp::query_with(
+                "Alarm",
+                sn,
+                device_id,
+                &[
+                    ("StartAlarmPriority", "1"),
+                    ("EndAlarmPriority", "4"),
+                    ("AlarmMethod", "0"),
+                ],
+            ),
+        }
+    }
+}
+
 struct Subscription {
     peer: Peer,
     call_id: String,
@@ -165,6 +200,7 @@ struct Inner {
     /// Recent record queries, answered again without asking the device.
     record_cache: records::RecordCache,
     subscriptions: HashMap<String, Subscription>,
+    alarm_subscriptions: HashMap<String, Subscription>,
     syncing: HashSet<String>,
     /// Devices whose keepalive time/address changed since the last flush.
     dirty: HashSet<String>,
@@ -286,6 +322,7 @@ impl Platform {
                 }),
                 record_cache: records::RecordCache::default(),
                 subscriptions: HashMap::new(),
+                alarm_subscriptions: HashMap::new(),
                 syncing: HashSet::new(),
                 dirty: HashSet::new(),
                 dialogs: HashMap::new(),
@@ -622,6 +659,8 @@ impl Platform {
                 d.online = false;
             }
             inner.subscriptions.remove(device_id);
+            inner.alarm_subscriptions.remove(device_id);
+            inner.alarm_subscriptions.remove(device_id);
             inner.catalogs.forget_device(device_id);
         }
         tracing::info!(device_id, "device unregistered");
@@ -634,6 +673,7 @@ impl Platform {
         let mut inner = lock(&self.inner);
         inner.devices.remove(device_id);
         inner.subscriptions.remove(device_id);
+        inner.alarm_subscriptions.remove(device_id);
         inner.catalogs.forget_device(device_id);
         inner.dirty.remove(device_id);
     }
@@ -709,8 +749,27 @@ impl Platform {
                 .to_ascii_lowercase()
                 .starts_with("terminated")
             {
-                lock(&self.inner).subscriptions.remove(&device_id);
-                tracing::info!(device_id, "device ended the catalog subscription");
+                // The dialog says which subscription ended.
+                let call_id =
+                    msg::header_value(&req.request.headers, "Call-ID").unwrap_or_default();
+                let mut inner = lock(&self.inner);
+                let which = if inner
+                    .alarm_subscriptions
+                    .get(&device_id)
+                    .is_some_and(|s| s.call_id == call_id.trim())
+                {
+                    inner.alarm_subscriptions.remove(&device_id);
+                    "alarm"
+                } else {
+                    inner.subscriptions.remove(&device_id);
+                    "catalog"
+                };
+                drop(inner);
+                tracing::info!(
+                    device_id,
+                    subscription = which,
+                    "device ended a subscription"
+                );
             }
         }
         self.dispatch(&device_id, parsed.message).await;
@@ -1261,27 +1320,41 @@ impl Platform {
                     tracing::info!(device_id = id, error = %e, "DeviceInfo query after registration failed")
                 }
             }
-            if let Err(e) = this.subscribe_catalog(&id).await {
+            if let Err(e) = this.subscribe(&id, SubKind::Catalog).await {
                 tracing::info!(device_id = id, error = %e, "catalog subscription not accepted; changes arrive only with refreshes");
+            }
+            // Alarms come as MESSAGEs from every device; the subscription
+            // is for those that only send them to subscribers.
+            if let Err(e) = this.subscribe(&id, SubKind::Alarm).await {
+                tracing::info!(device_id = id, error = %e, "alarm subscription not accepted; alarms arrive only as MESSAGEs");
             }
             lock(&this.inner).syncing.remove(&id);
         });
     }
 
-    /// SUBSCRIBE Event: Catalog (gb28181.md §3 "Subscription"), or its refresh.
-    async fn subscribe_catalog(&self, device_id: &str) -> Result<(), GbError> {
+    /// SUBSCRIBE Event: Catalog or Alarm (gb28181.md §3 "Subscription"), or
+    /// its refresh in the same dialog.
+    async fn subscribe(&self, device_id: &str, kind: SubKind) -> Result<(), GbError> {
         let (peer, charset) = self.device_target(device_id)?;
         let sn = self.next_sn();
-        let existing = lock(&self.inner).subscriptions.get(device_id).map(|s| {
-            (
-                s.call_id.clone(),
-                s.from_tag.clone(),
-                s.to_tag.clone(),
-                s.cseq + 1,
-                s.event_id,
-                s.peer,
-            )
-        });
+        let existing = {
+            let inner = lock(&self.inner);
+            match kind {
+                SubKind::Catalog => &inner.subscriptions,
+                SubKind::Alarm => &inner.alarm_subscriptions,
+            }
+            .get(device_id)
+            .map(|s| {
+                (
+                    s.call_id.clone(),
+                    s.from_tag.clone(),
+                    s.to_tag.clone(),
+                    s.cseq + 1,
+                    s.event_id,
+                    s.peer,
+                )
+            })
+        };
         let (call_id, from_tag, to_tag, cseq, event_id, peer) =
             existing.filter(|e| e.5 == peer).unwrap_or_else(|| {
                 (
@@ -1294,7 +1367,7 @@ impl Platform {
                 )
             });
         let expires = self.config.subscribe_expires;
-        let body = manscdp::encode_body(&manscdp::query("Catalog", sn, device_id), charset);
+        let body = manscdp::encode_body(&kind.body(sn, device_id), charset);
         let req = self.build_request(
             rsip::Method::Subscribe,
             device_id,
@@ -1304,7 +1377,7 @@ impl Platform {
             to_tag.as_deref(),
             cseq,
             &[
-                ("Event", format!("Catalog;id={event_id}")),
+                ("Event", format!("{};id={event_id}", kind.name())),
                 ("Expires", expires.to_string()),
             ],
             Some(body),
@@ -1312,10 +1385,14 @@ impl Platform {
         let resp = self.request_to(device_id, peer, req).await?;
         let code = resp.status_code.code();
         if !(200..300).contains(&code) {
-            lock(&self.inner).subscriptions.remove(device_id);
+            let mut inner = lock(&self.inner);
+            match kind {
+                SubKind::Catalog => inner.subscriptions.remove(device_id),
+                SubKind::Alarm => inner.alarm_subscriptions.remove(device_id),
+            };
             return Err(GbError::Rejected {
                 device_id: device_id.to_owned(),
-                cmd: "SUBSCRIBE Catalog".into(),
+                cmd: format!("SUBSCRIBE {}", kind.name()),
                 code,
             });
         }
@@ -1331,7 +1408,12 @@ impl Platform {
             .or(to_tag);
         // Refresh at 80 % of the period.
         let refresh_at = Instant::now() + Duration::from_secs(u64::from(granted) * 4 / 5);
-        lock(&self.inner).subscriptions.insert(
+        let mut inner = lock(&self.inner);
+        match kind {
+            SubKind::Catalog => &mut inner.subscriptions,
+            SubKind::Alarm => &mut inner.alarm_subscriptions,
+        }
+        .insert(
             device_id.to_owned(),
             Subscription {
                 peer,
@@ -1343,11 +1425,13 @@ impl Platform {
                 refresh_at,
             },
         );
+        drop(inner);
         tracing::info!(
             device_id,
+            subscription = kind.name(),
             expires = granted,
             refresh = cseq > 1,
-            "catalog subscription active"
+            "subscription active"
         );
         Ok(())
     }
@@ -1405,20 +1489,23 @@ impl Platform {
             }
             for (id, ..) in &went_offline {
                 inner.subscriptions.remove(id);
+                inner.alarm_subscriptions.remove(id);
             }
             inner.registrar.prune(now);
             let timed_out = inner.catalogs.poll_timeouts(now);
             let records_timed_out = inner.records.poll_timeouts(now);
-            let refresh: Vec<String> = inner
-                .subscriptions
-                .iter()
-                .filter(|(_, s)| s.refresh_at <= now)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &refresh {
-                if let Some(s) = inner.subscriptions.get_mut(id) {
-                    // Not again until this refresh has had its chance.
-                    s.refresh_at = now + Duration::from_secs(60);
+            let mut refresh: Vec<(String, SubKind)> = Vec::new();
+            let inner = &mut *inner;
+            for (kind, map) in [
+                (SubKind::Catalog, &mut inner.subscriptions),
+                (SubKind::Alarm, &mut inner.alarm_subscriptions),
+            ] {
+                for (id, s) in map.iter_mut() {
+                    if s.refresh_at <= now {
+                        // Not again until this refresh has had its chance.
+                        s.refresh_at = now + Duration::from_secs(60);
+                        refresh.push((id.clone(), kind));
+                    }
                 }
             }
             (timed_out, records_timed_out, refresh)
@@ -1433,12 +1520,16 @@ impl Platform {
         for a in records_timed_out {
             self.records_done(a);
         }
-        for id in refresh {
+        for (id, kind) in refresh {
             let this = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = this.subscribe_catalog(&id).await {
-                    tracing::warn!(device_id = id, error = %e, "catalog subscription refresh failed");
-                    lock(&this.inner).subscriptions.remove(&id);
+                if let Err(e) = this.subscribe(&id, kind).await {
+                    tracing::warn!(device_id = id, subscription = kind.name(), error = %e, "subscription refresh failed");
+                    let mut inner = lock(&this.inner);
+                    match kind {
+                        SubKind::Catalog => inner.subscriptions.remove(&id),
+                        SubKind::Alarm => inner.alarm_subscriptions.remove(&id),
+                    };
                 }
             });
         }

@@ -395,7 +395,9 @@ async fn device_lifecycle(transport: &str) {
     // The subscription (10 s) is refreshed in its dialog before it expires.
     gw.logs
         .wait_for("a subscription refresh", Duration::from_secs(15), |l| {
-            l.contains("catalog subscription active") && l.contains("refresh=true")
+            l.contains("subscription active")
+                && l.contains("subscription=\"Catalog\"")
+                && l.contains("refresh=true")
         });
 
     // Keepalives kept it online all along; then it unregisters.
@@ -850,7 +852,15 @@ async fn malformed_sip_is_refused_and_others_are_unaffected() {
         let n = tcp.read(&mut buf).unwrap_or(0);
         assert_eq!(n, 0, "connection closed after an endless header");
     }
-    let ev = events(&gw, "kind=protocol_error").await;
+    // Events are stored after the 400 went out: give them a moment.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ev = loop {
+        let ev = events(&gw, "kind=protocol_error").await;
+        if ev.len() >= 2 || Instant::now() > deadline {
+            break ev;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(ev.len(), 2, "{ev:?}");
 
     // The real device carried on.
@@ -1190,6 +1200,44 @@ async fn ptz_and_records_with_a_sipp_device() {
         .api(Method::POST, &format!("{base}/presets/3/call"), None)
         .await;
     assert_eq!(status, 200, "{body}");
+    // The alarm subscription: sipp answers it with an alarm NOTIFY in the
+    // dialog, stored as an event with the decoded method and type.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let alarm = loop {
+        let ev = events(&gw, "kind=alarm").await;
+        if let Some(e) = ev.first() {
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "no alarm event");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alarm["device_id"], DEVICE, "{alarm}");
+    assert_eq!(alarm["channel_id"], "34020000001320000001", "{alarm}");
+    assert_eq!(alarm["data"]["alarm_method"], 5, "{alarm}");
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("video alarm: manual (priority 2)"),
+        "{alarm}"
+    );
+    gw.logs
+        .wait_for("alarm subscription", Duration::from_secs(5), |l| {
+            l.contains("subscription active") && l.contains("subscription=\"Alarm\"")
+        });
+    // Acknowledging it is a DeviceControl AlarmCmd ResetAlarm; sipp's 200
+    // and no Response within the query timeout is a 504, which the API
+    // reports as such (a real device answers Result OK).
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/devices/{DEVICE}/control"),
+            Some(json!({"command": "reset_alarm", "channel_id": "34020000001320000001"})),
+        )
+        .await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["error"]["code"], "device_timeout");
+
     // sipp registers with X-GB-Ver 3.0: a 2022 device takes PTZPreciseCtrl.
     let (status, body) = gw
         .api(
