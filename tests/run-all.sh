@@ -42,10 +42,12 @@ export CAMGATE_FFMPEG9
 
 # Browser tests (tests/it/browser.rs): Debian's chromium driven by
 # playwright-core, hls.js served to the page; both from tests/browser's lock.
+# Checked by command, not package: a node from elsewhere (NodeSource) brings
+# its own npm, and Debian's npm package would conflict with it.
 browser_missing=()
-for p in chromium nodejs npm; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || browser_missing+=("$p")
-done
+[ -x /usr/bin/chromium ] || browser_missing+=(chromium)
+command -v node >/dev/null || browser_missing+=(nodejs)
+command -v npm >/dev/null || browser_missing+=(npm)
 if [ "${#browser_missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${browser_missing[*]}"
     as_root apt-get update -qq
