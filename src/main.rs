@@ -309,6 +309,9 @@ fn check(config: &Config) -> anyhow::Result<()> {
             }
         }
     }
+    if config.webrtc.enabled {
+        ports.push(("WebRTC", config.webrtc.listen, false, true));
+    }
     for (name, addr, tcp_too, udp_too) in ports {
         let mut errors = Vec::new();
         if tcp_too && let Err(e) = tcp(addr) {

@@ -205,7 +205,9 @@ async fn notifies_readiness_watchdog_reload_and_stopping() {
             &config,
             format!(
                 "[http]\nlisten = \"127.0.0.1:{http_port}\"\n{extra}\n\
-                 [sip]\nlisten = \"127.0.0.1:0\"\n[gb_media]\nlisten = \"127.0.0.1:0\"\nport_range = []\n"
+                 [sip]\nlisten = \"127.0.0.1:0\"\n[gb_media]\nlisten = \"127.0.0.1:0\"\nport_range = []\n\
+                 [rtsp_server]\nlisten = \"127.0.0.1:0\"\nudp_rtp_port = 0\n\
+                 [webrtc]\nlisten = \"127.0.0.1:0\"\n"
             ),
         )
         .unwrap();
@@ -605,6 +607,10 @@ async fn full_disk_keeps_streaming_and_refuses_writes_cleanly() {
         .env("CAMGATE_HTTP_LISTEN", "127.0.0.1:0")
         .env("CAMGATE_SIP_LISTEN", "127.0.0.1:0")
         .env("CAMGATE_RTP_LISTEN", "127.0.0.1:0")
+        // Tests run in parallel: no default ports (RTSP 8554/8000, WebRTC 8189).
+        .env("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0")
+        .env("CAMGATE_RTSP_SERVER_UDP_PORT", "0")
+        .env("CAMGATE_WEBRTC_LISTEN", "127.0.0.1:0")
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -640,6 +646,10 @@ fn journald_records_carry_structured_fields() {
         .env("CAMGATE_HTTP_LISTEN", "127.0.0.1:0")
         .env("CAMGATE_SIP_LISTEN", "127.0.0.1:0")
         .env("CAMGATE_RTP_LISTEN", "127.0.0.1:0")
+        // Tests run in parallel: no default ports (RTSP 8554/8000, WebRTC 8189).
+        .env("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0")
+        .env("CAMGATE_RTSP_SERVER_UDP_PORT", "0")
+        .env("CAMGATE_WEBRTC_LISTEN", "127.0.0.1:0")
         .env("CAMGATE_ADMIN_TOKEN", TOKEN)
         .env("CAMGATE_LOG_FORMAT", "journald")
         .stdin(Stdio::null())

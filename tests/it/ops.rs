@@ -65,6 +65,7 @@ async fn backup_online_restore_offline_and_check() {
             ("CAMGATE_RTP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTSP_SERVER_UDP_PORT", "0"),
+            ("CAMGATE_WEBRTC_LISTEN", "127.0.0.1:0"),
         ],
     );
     assert!(!out.status.success(), "{}", text(&out));
@@ -97,6 +98,7 @@ async fn backup_online_restore_offline_and_check() {
             ("CAMGATE_RTP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTSP_SERVER_UDP_PORT", "0"),
+            ("CAMGATE_WEBRTC_LISTEN", "127.0.0.1:0"),
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -117,6 +119,7 @@ async fn backup_online_restore_offline_and_check() {
             ("CAMGATE_RTP_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTSP_SERVER_LISTEN", "127.0.0.1:0"),
             ("CAMGATE_RTSP_SERVER_UDP_PORT", "0"),
+            ("CAMGATE_WEBRTC_LISTEN", "127.0.0.1:0"),
         ],
     );
     assert!(!out.status.success());
