@@ -400,6 +400,9 @@ pub struct EventQuery {
     pub since: Option<i64>,
     /// 1–1000, default 100.
     pub limit: Option<u32>,
+    /// Only events nobody acknowledged (alarms).
+    #[serde(default)]
+    pub unacknowledged: bool,
 }
 
 pub async fn events(
@@ -418,7 +421,73 @@ pub async fn events(
         kind: q.kind,
         before_id: q.before_id,
         since_ms: q.since,
+        unacknowledged: q.unacknowledged,
         limit,
     };
     Ok(Json(app.store.call(move |c| db::list_events(c, &f)).await?))
+}
+
+#[derive(Serialize, Debug)]
+pub struct Acknowledged {
+    #[serde(flatten)]
+    pub event: db::EventRecord,
+    /// The device's answer to `AlarmCmd ResetAlarm` (`OK`), or why it could
+    /// not be reset (offline, no answer); the acknowledgement stands either
+    /// way.
+    pub device_reset: String,
+}
+
+/// `POST /api/v1/events/{id}/ack`: an operator acknowledges an alarm; the
+/// gateway resets it on the device (DeviceControl `AlarmCmd ResetAlarm`,
+/// GB/T 28181-2016 A.2.3.1.6) and records who acknowledged it.
+pub async fn acknowledge(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> Result<Json<Acknowledged>, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    let event = app
+        .store
+        .call(move |c| db::get_event(c, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+    if event.kind != "alarm" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_an_alarm",
+            format!(
+                "event {id} is a {} event; only alarms are acknowledged",
+                event.kind
+            ),
+        ));
+    }
+    let device_reset = match (&event.device_id, event.acknowledged_at) {
+        (_, Some(_)) => "already acknowledged".to_owned(),
+        (Some(device), None) => {
+            let target = event.channel_id.clone().unwrap_or_else(|| device.clone());
+            match app
+                .gb
+                .device_control(device, &target, &[("AlarmCmd", "ResetAlarm")])
+                .await
+            {
+                Ok(r) => r.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            }
+        }
+        (None, None) => "no device".to_owned(),
+    };
+    let by = caller.0.name.clone();
+    app.store
+        .call(move |c| db::acknowledge_event(c, id, &by))
+        .await?;
+    let event = app
+        .store
+        .call(move |c| db::get_event(c, id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+    tracing::info!(event_id = id, device_id = ?event.device_id, by = ?event.acknowledged_by, device_reset, "alarm acknowledged");
+    Ok(Json(Acknowledged {
+        event,
+        device_reset,
+    }))
 }

@@ -64,6 +64,7 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/devices/{id}/status"),
     ("GET", "/api/v1/devices/{id}/channels"),
     ("GET", "/api/v1/events"),
+    ("POST", "/api/v1/events/{id}/ack"),
     ("PATCH", "/api/v1/channels/{device_id}/{channel_id}"),
     ("POST", "/api/v1/channels/{device_id}/{channel_id}/play"),
     ("DELETE", "/api/v1/channels/{device_id}/{channel_id}/play"),
@@ -145,6 +146,10 @@ pub fn router(app: AppState) -> Router {
         .route("/devices/{id}/status", get(devices::status))
         .route("/devices/{id}/channels", get(devices::channels))
         .route("/events", get(devices::events))
+        .route(
+            "/events/{id}/ack",
+            axum::routing::post(devices::acknowledge),
+        )
         .route(
             "/channels/{device_id}/{channel_id}",
             axum::routing::patch(channels::update),

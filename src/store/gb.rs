@@ -612,6 +612,12 @@ pub struct EventRecord {
     pub channel_id: Option<String>,
     pub message: String,
     pub data: Option<serde_json::Value>,
+    /// Unix milliseconds an operator acknowledged it (alarms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_at: Option<i64>,
+    /// The API token (name) that acknowledged it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
 }
 
 pub fn insert_event(
@@ -652,6 +658,8 @@ pub struct EventFilter {
     pub before_id: Option<i64>,
     /// Only events at or after this unix-millisecond time.
     pub since_ms: Option<i64>,
+    /// Only events nobody acknowledged yet.
+    pub unacknowledged: bool,
     pub limit: u32,
 }
 
@@ -675,25 +683,57 @@ pub fn list_events(conn: &Connection, f: &EventFilter) -> Result<Vec<EventRecord
         clauses.push("at >= ?");
         args.push(s.into());
     }
+    if f.unacknowledged {
+        clauses.push("acknowledged_at IS NULL");
+    }
     args.push(i64::from(f.limit).into());
     let mut st = conn.prepare(&format!(
-        "SELECT id, at, kind, device_id, channel_id, message, data FROM events WHERE {}
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {}
          ORDER BY id DESC LIMIT ?",
         clauses.join(" AND ")
     ))?;
-    let rows = st.query_map(params_from_iter(args.iter()), |r| {
-        let data: Option<String> = r.get(6)?;
-        Ok(EventRecord {
-            id: r.get(0)?,
-            at: r.get(1)?,
-            kind: r.get(2)?,
-            device_id: r.get(3)?,
-            channel_id: r.get(4)?,
-            message: r.get(5)?,
-            data: data.and_then(|d| serde_json::from_str(&d).ok()),
-        })
-    })?;
+    let rows = st.query_map(params_from_iter(args.iter()), event_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+const EVENT_COLUMNS: &str =
+    "id, at, kind, device_id, channel_id, message, data, acknowledged_at, acknowledged_by";
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
+    let data: Option<String> = r.get(6)?;
+    Ok(EventRecord {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        device_id: r.get(3)?,
+        channel_id: r.get(4)?,
+        message: r.get(5)?,
+        data: data.and_then(|d| serde_json::from_str(&d).ok()),
+        acknowledged_at: r.get(7)?,
+        acknowledged_by: r.get(8)?,
+    })
+}
+
+pub fn get_event(conn: &Connection, id: i64) -> Result<Option<EventRecord>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = ?1"),
+            [id],
+            event_row,
+        )
+        .optional()?)
+}
+
+/// Marks an event acknowledged (once: the first acknowledgement stays).
+pub fn acknowledge_event(conn: &Connection, id: i64, by: &str) -> Result<bool, StoreError> {
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    Ok(conn.execute(
+        "UPDATE events SET acknowledged_at = ?2, acknowledged_by = ?3
+         WHERE id = ?1 AND acknowledged_at IS NULL",
+        params![id, at, by],
+    )? > 0)
 }
 
 #[cfg(test)]
@@ -814,6 +854,20 @@ mod tests {
                     },
                 )?;
                 assert_eq!(ev.len(), 1);
+                assert!(acknowledge_event(c, ev[0].id, "operator")?);
+                assert!(!acknowledge_event(c, ev[0].id, "again")?, "once only");
+                let acked = get_event(c, ev[0].id)?.unwrap();
+                assert_eq!(acked.acknowledged_by.as_deref(), Some("operator"));
+                let open = list_events(
+                    c,
+                    &EventFilter {
+                        kind: Some("alarm".into()),
+                        unacknowledged: true,
+                        limit: 10,
+                        ..Default::default()
+                    },
+                )?;
+                assert!(open.is_empty());
                 assert!(delete_device(c, dev)?);
                 assert!(
                     list_channels(c, dev)?.is_empty(),

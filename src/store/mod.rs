@@ -32,6 +32,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0004_gb_media.sql"),
     include_str!("../../migrations/0005_token_digest.sql"),
     include_str!("../../migrations/0006_ptz_serial.sql"),
+    include_str!("../../migrations/0007_event_ack.sql"),
 ];
 
 pub fn migrations() -> Migrations<'static> {

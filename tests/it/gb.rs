@@ -1225,18 +1225,45 @@ async fn ptz_and_records_with_a_sipp_device() {
         .wait_for("alarm subscription", Duration::from_secs(5), |l| {
             l.contains("subscription active") && l.contains("subscription=\"Alarm\"")
         });
-    // Acknowledging it is a DeviceControl AlarmCmd ResetAlarm; sipp's 200
-    // and no Response within the query timeout is a 504, which the API
-    // reports as such (a real device answers Result OK).
+    // An operator acknowledges it: the gateway sends AlarmCmd ResetAlarm
+    // (sipp gives only the SIP 200, so the reset reports no answer) and
+    // records who acknowledged it; the open-alarms list no longer has it.
+    let id = alarm["id"].as_i64().unwrap();
     let (status, body) = gw
-        .api(
-            Method::POST,
-            &format!("/api/v1/devices/{DEVICE}/control"),
-            Some(json!({"command": "reset_alarm", "channel_id": "34020000001320000001"})),
-        )
+        .api(Method::POST, &format!("/api/v1/events/{id}/ack"), None)
         .await;
-    assert_eq!(status, 504, "{body}");
-    assert_eq!(body["error"]["code"], "device_timeout");
+    assert_eq!(status, 200, "{body}");
+    assert!(body["acknowledged_at"].is_i64(), "{body}");
+    assert!(
+        !body["acknowledged_by"].as_str().unwrap().is_empty(),
+        "{body}"
+    );
+    assert!(
+        body["device_reset"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer"),
+        "{body}"
+    );
+    let open = events(&gw, "kind=alarm&unacknowledged=true").await;
+    assert!(open.iter().all(|e| e["id"] != id), "{open:?}");
+    let (status, again) = gw
+        .api(Method::POST, &format!("/api/v1/events/{id}/ack"), None)
+        .await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["device_reset"], "already acknowledged");
+    assert_eq!(again["acknowledged_at"], body["acknowledged_at"]);
+    let online = events(&gw, "kind=device_online").await;
+    if let Some(e) = online.first() {
+        let (status, body) = gw
+            .api(
+                Method::POST,
+                &format!("/api/v1/events/{}/ack", e["id"]),
+                None,
+            )
+            .await;
+        assert_eq!(status, 409, "{body}");
+    }
 
     // sipp registers with X-GB-Ver 3.0: a 2022 device takes PTZPreciseCtrl.
     let (status, body) = gw
