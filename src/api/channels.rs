@@ -47,7 +47,7 @@ fn parse_transport(s: &str) -> Result<MediaTransport, ApiError> {
     })
 }
 
-async fn channel_transport(
+pub(super) async fn channel_transport(
     app: &AppState,
     device_id: &str,
     channel_id: &str,

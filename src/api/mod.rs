@@ -7,6 +7,7 @@ mod devices;
 mod error;
 mod json;
 mod live;
+mod playback;
 mod ptz;
 mod records;
 mod settings;
@@ -103,6 +104,9 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ),
     ("PUT", "/api/v1/channels/{device_id}/{channel_id}/home"),
     ("GET", "/api/v1/channels/{device_id}/{channel_id}/records"),
+    ("POST", "/api/v1/channels/{device_id}/{channel_id}/playback"),
+    ("POST", "/api/v1/playback/{stream}/control"),
+    ("DELETE", "/api/v1/playback/{stream}"),
     ("POST", "/api/v1/sources/{name}/ptz"),
     ("GET", "/api/v1/sources/{name}/ptz/serial"),
     ("PUT", "/api/v1/sources/{name}/ptz/serial"),
@@ -204,6 +208,15 @@ pub fn router(app: AppState) -> Router {
             "/channels/{device_id}/{channel_id}/records",
             get(records::list),
         )
+        .route(
+            "/channels/{device_id}/{channel_id}/playback",
+            axum::routing::post(playback::start),
+        )
+        .route(
+            "/playback/{stream}/control",
+            axum::routing::post(playback::control),
+        )
+        .route("/playback/{stream}", axum::routing::delete(playback::stop))
         .route("/sources/{name}/ptz", axum::routing::post(ptz::source_ptz))
         .route(
             "/sources/{name}/ptz/serial",

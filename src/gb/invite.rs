@@ -247,6 +247,31 @@ impl Platform {
         Ok(())
     }
 
+    /// Sends a MANSRTSP command in the dialog (INFO, `Application/MANSRTSP`;
+    /// GB/T 28181-2016 §9.8.3 and appendix B) and returns the SIP status.
+    pub async fn info(&self, d: &mut Dialog, mansrtsp: &str) -> Result<u16, GbError> {
+        if *d.ended.borrow() {
+            return Err(GbError::BadRequest("the playback session has ended".into()));
+        }
+        d.cseq += 1;
+        let mut info = self.build_request(
+            rsip::Method::Info,
+            &d.channel_id,
+            d.peer,
+            &d.call_id,
+            &d.from_tag,
+            d.to_tag.as_deref(),
+            d.cseq,
+            &[("Content-Type", "Application/MANSRTSP".to_owned())],
+            Some(mansrtsp.as_bytes().to_vec()),
+        );
+        if let Ok(uri) = rsip::Uri::try_from(d.remote_target.as_str()) {
+            info.uri = uri;
+        }
+        let r = self.request_to(&d.device_id, d.peer, info).await?;
+        Ok(r.status_code.code())
+    }
+
     /// Forgets the dialog and frees its SSRC (idempotent).
     pub fn release_dialog(&self, d: &Dialog) {
         let mut inner = lock(&self.inner);

@@ -91,6 +91,116 @@ pub struct SessionInfo {
 struct Runner {
     cancel: CancellationToken,
     info: Arc<Mutex<SessionInfo>>,
+    /// Playback sessions: MANSRTSP commands for the dialog.
+    control: Option<tokio::sync::mpsc::Sender<PlaybackControl>>,
+}
+
+/// What a GB28181 stream is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamKind {
+    Live,
+    /// A recording from `start` to `end` (Unix seconds), `s=Playback`.
+    Playback {
+        start: u64,
+        end: u64,
+    },
+}
+
+/// MANSRTSP commands for a playback session (GB/T 28181-2016 appendix B).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PlaybackCmd {
+    Pause,
+    Resume,
+    /// To this many seconds after the recording's start (`Range: npt=`).
+    Seek(u64),
+    /// Playback speed (`Scale:`), 0.25–8; timestamps are rescaled so
+    /// players keep real time.
+    Scale(f64),
+}
+
+impl PlaybackCmd {
+    /// The MANSRTSP request for `cseq`.
+    pub fn mansrtsp(self, cseq: u32) -> String {
+        match self {
+            PlaybackCmd::Pause => {
+                format!("PAUSE RTSP/1.0\r\nCSeq: {cseq}\r\nPauseTime: now\r\n\r\n")
+            }
+            PlaybackCmd::Resume => {
+                format!("PLAY RTSP/1.0\r\nCSeq: {cseq}\r\nRange: npt=now-\r\n\r\n")
+            }
+            PlaybackCmd::Seek(secs) => {
+                format!("PLAY RTSP/1.0\r\nCSeq: {cseq}\r\nRange: npt={secs}-\r\n\r\n")
+            }
+            PlaybackCmd::Scale(x) => {
+                format!("PLAY RTSP/1.0\r\nCSeq: {cseq}\r\nScale: {x}\r\n\r\n")
+            }
+        }
+    }
+}
+
+pub struct PlaybackControl {
+    pub cmd: PlaybackCmd,
+    /// The device's SIP status for the INFO, or why it was not sent.
+    pub reply: tokio::sync::oneshot::Sender<Result<u16, String>>,
+}
+
+/// Rescales a playback's timestamps so a recording sent at `scale`× keeps
+/// real-time timestamps for players, and keeps them continuous across a
+/// seek. Identity for live streams (scale 1, no seek).
+#[derive(Debug)]
+struct Retimer {
+    scale: f64,
+    /// Per track (video, audio): (input anchor, output anchor, last output).
+    tracks: [Option<(i64, i64, i64)>; 2],
+    /// Set by a seek: the next frame of each track starts a new anchor.
+    reanchor: [bool; 2],
+}
+
+impl Default for Retimer {
+    fn default() -> Self {
+        Self {
+            scale: 1.0,
+            tracks: [None; 2],
+            reanchor: [false; 2],
+        }
+    }
+}
+
+impl Retimer {
+    fn set_scale(&mut self, scale: f64) {
+        for t in self.tracks.iter_mut().flatten() {
+            // The new speed starts where the old one stopped.
+            let last_in = t.0 + ((t.2 - t.1) as f64 * self.scale) as i64;
+            *t = (last_in, t.2, t.2);
+        }
+        self.scale = scale;
+    }
+
+    fn seeked(&mut self) {
+        self.reanchor = [true; 2];
+    }
+
+    fn apply(&mut self, frame: &mut crate::media::Frame) {
+        let i = usize::from(!frame.is_video());
+        let step = i64::from(frame.track.timescale() / 25).max(1);
+        let t = match (self.tracks[i], self.reanchor[i]) {
+            (Some((_, _, last_out)), true) => (frame.dts, last_out + step, last_out),
+            (Some(t), false) => t,
+            (None, _) => (frame.dts, frame.dts, frame.dts),
+        };
+        self.reanchor[i] = false;
+        let dts = t.1 + ((frame.dts - t.0) as f64 / self.scale).round() as i64;
+        let delta = ((frame.pts - frame.dts) as f64 / self.scale).round() as i64;
+        // Never backwards: a device that jumps back gets a small step.
+        let dts = if dts <= t.2 && self.tracks[i].is_some() {
+            t.2 + 1
+        } else {
+            dts
+        };
+        frame.dts = dts;
+        frame.pts = dts + delta.max(0);
+        self.tracks[i] = Some((t.0, t.1, dts));
+    }
 }
 
 pub struct GbStreams {
@@ -157,7 +267,57 @@ impl GbStreams {
         channel_id: &str,
         transport: MediaTransport,
     ) -> Result<Arc<Stream>, LiveError> {
-        let id = stream_id(device_id, channel_id);
+        self.ensure_kind(device_id, channel_id, transport, StreamKind::Live)
+            .await
+    }
+
+    /// A playback stream of a channel's recording (stream id
+    /// `{device}_{channel}_{start}_{end}`), created (idle, on demand) if
+    /// needed.
+    pub async fn ensure_playback(
+        self: &Arc<Self>,
+        device_id: &str,
+        channel_id: &str,
+        transport: MediaTransport,
+        start: u64,
+        end: u64,
+    ) -> Result<Arc<Stream>, LiveError> {
+        self.ensure_kind(
+            device_id,
+            channel_id,
+            transport,
+            StreamKind::Playback { start, end },
+        )
+        .await
+    }
+
+    /// Sends a MANSRTSP command to a playback stream's device.
+    pub async fn control(&self, id: &str, cmd: PlaybackCmd) -> Result<u16, String> {
+        let tx = lock(&self.runners)
+            .get(id)
+            .and_then(|r| r.control.clone())
+            .ok_or_else(|| format!("no playback stream {id:?}"))?;
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send(PlaybackControl { cmd, reply })
+            .await
+            .map_err(|_| "the playback session has ended".to_owned())?;
+        rx.await
+            .map_err(|_| "the playback session has ended".to_owned())?
+    }
+
+    async fn ensure_kind(
+        self: &Arc<Self>,
+        device_id: &str,
+        channel_id: &str,
+        transport: MediaTransport,
+        kind: StreamKind,
+    ) -> Result<Arc<Stream>, LiveError> {
+        let id = match kind {
+            StreamKind::Live => stream_id(device_id, channel_id),
+            StreamKind::Playback { start, end } => {
+                format!("{device_id}_{channel_id}_{start}_{end}")
+            }
+        };
         if let Some(s) = self.hub.get(&id)
             && lock(&self.runners).contains_key(&id)
         {
@@ -195,21 +355,27 @@ impl GbStreams {
             transport: transport.as_str(),
             ..SessionInfo::default()
         }));
+        let (control_tx, control_rx) = tokio::sync::mpsc::channel(8);
         runners.insert(
             id.clone(),
             Runner {
                 cancel: cancel.clone(),
                 info: info.clone(),
+                control: matches!(kind, StreamKind::Playback { .. }).then_some(control_tx),
             },
         );
         drop(runners);
         tokio::spawn(self.clone().run(
             stream.clone(),
-            device_id.to_owned(),
-            channel_id.to_owned(),
-            transport,
+            Target {
+                device_id: device_id.to_owned(),
+                channel_id: channel_id.to_owned(),
+                transport,
+                kind,
+            },
             cancel,
             info,
+            control_rx,
         ));
         Ok(stream)
     }
@@ -248,15 +414,13 @@ impl GbStreams {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn run(
         self: Arc<Self>,
         stream: Arc<Stream>,
-        device_id: String,
-        channel_id: String,
-        transport: MediaTransport,
+        target: Target,
         cancel: CancellationToken,
         info: Arc<Mutex<SessionInfo>>,
+        mut control: tokio::sync::mpsc::Receiver<PlaybackControl>,
     ) {
         let mut wanted = stream.wanted();
         let mut backoff = Duration::from_secs(1);
@@ -268,7 +432,7 @@ impl GbStreams {
             }
             stream.set_status(SourceState::Connecting, None);
             let outcome = self
-                .session(&stream, &device_id, &channel_id, transport, &cancel, &info)
+                .session(&stream, &target, &cancel, &info, &mut control)
                 .await;
             match outcome {
                 Ok(End::NotWanted) => {
@@ -276,6 +440,12 @@ impl GbStreams {
                     backoff = Duration::from_secs(1);
                 }
                 Ok(End::Cancelled) => break,
+                Ok(End::Finished(reason)) => {
+                    // A recording played to its end: the stream ends cleanly.
+                    tracing::info!(stream = stream.id(), reason, "GB28181 playback finished");
+                    stream.set_status(SourceState::Idle, Some(reason));
+                    break;
+                }
                 Ok(End::Ended(reason)) => {
                     // The stream ends: its viewers see the end, the next one
                     // starts a new stream and a new INVITE.
@@ -314,15 +484,23 @@ impl GbStreams {
     async fn session(
         &self,
         stream: &Arc<Stream>,
-        device_id: &str,
-        channel_id: &str,
-        transport: MediaTransport,
+        target: &Target,
         cancel: &CancellationToken,
         info: &Arc<Mutex<SessionInfo>>,
+        control: &mut tokio::sync::mpsc::Receiver<PlaybackControl>,
     ) -> Result<End, String> {
+        let (device_id, channel_id, transport) = (
+            target.device_id.as_str(),
+            target.channel_id.as_str(),
+            target.transport,
+        );
+        let (session_kind, time_range) = match target.kind {
+            StreamKind::Live => (SessionKind::Play, None),
+            StreamKind::Playback { start, end } => (SessionKind::Playback, Some((start, end))),
+        };
         let ssrc = self
             .platform
-            .allocate_ssrc(SessionKind::Play, device_id)
+            .allocate_ssrc(session_kind, device_id)
             .map_err(|e| e.to_string())?;
         let ssrc_value = super::media::ssrc_value(&ssrc);
         let check_ssrc = self.config.check_ssrc && self.platform.ssrc_check(device_id).await;
@@ -361,7 +539,7 @@ impl GbStreams {
         let req = InviteRequest {
             device_id: device_id.to_owned(),
             channel_id: channel_id.to_owned(),
-            kind: SessionKind::Play,
+            kind: session_kind,
             transport,
             media_ip,
             media_port: own_port
@@ -370,7 +548,7 @@ impl GbStreams {
                     MediaTransport::Udp => self.media.udp_port(),
                     MediaTransport::TcpPassive | MediaTransport::TcpActive => self.media.tcp_port(),
                 }),
-            time_range: None,
+            time_range,
             download_speed: None,
         };
         self.invites.fetch_add(1, Ordering::Relaxed);
@@ -415,8 +593,17 @@ impl GbStreams {
             }
         }
         tracing::info!(stream = stream.id(), transport = transport.as_str(), ssrc = ?expected, "GB28181 session established");
+        let playback = matches!(target.kind, StreamKind::Playback { .. });
         let end = self
-            .pump(stream, &mut route.rx, &mut dialog, transport, cancel, info)
+            .pump(
+                stream,
+                &mut route.rx,
+                &mut dialog,
+                transport,
+                cancel,
+                info,
+                playback.then_some(control),
+            )
             .await;
         if let Err(e) = self.platform.bye(&mut dialog).await {
             tracing::debug!(stream = stream.id(), error = %e, "BYE failed");
@@ -425,6 +612,7 @@ impl GbStreams {
         Ok(end)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn pump(
         &self,
         stream: &Arc<Stream>,
@@ -433,7 +621,12 @@ impl GbStreams {
         transport: MediaTransport,
         cancel: &CancellationToken,
         info: &Arc<Mutex<SessionInfo>>,
+        mut control: Option<&mut tokio::sync::mpsc::Receiver<PlaybackControl>>,
     ) -> End {
+        let mut media_status = self.platform.media_status();
+        let mut retimer = Retimer::default();
+        let mut mansrtsp_cseq = 0u32;
+        let mut paused = false;
         let mut wanted = stream.wanted();
         let mut reorder = ReorderBuffer::new(self.config.reorder);
         let mut framer = Rfc4571Framer::new(Rfc4571Config::default());
@@ -448,7 +641,13 @@ impl GbStreams {
         let mut last_arrival = Instant::now();
         let mut frame_latencies: Vec<u32> = Vec::new();
         loop {
-            let deadline = last_media.unwrap_or(started) + timeout;
+            let mut pending_control: Option<PlaybackControl> = None;
+            let deadline = if paused {
+                // Paused on purpose: no media is expected until resumed.
+                Instant::now() + timeout
+            } else {
+                last_media.unwrap_or(started) + timeout
+            };
             let reorder_at = reorder.poll_timeout();
             let wake = reorder_at.map_or(deadline, |r| r.min(deadline));
             tokio::select! {
@@ -461,6 +660,26 @@ impl GbStreams {
                     if r.is_err() || *dialog.ended.borrow() {
                         return End::Ended("the device ended the session (BYE)".into());
                     }
+                }
+                // GB/T 28181-2016 §9.8.4: the device says the recording
+                // ended (MediaStatus 121); the platform answers with BYE.
+                note = media_status.recv(), if control.is_some() => {
+                    if let Ok(n) = note
+                        && n.device_id == dialog.device_id
+                        && n.channel_id == dialog.channel_id
+                        && n.notify_type == Some(crate::gb::manscdp::MediaStatus::FILE_END)
+                    {
+                        return End::Finished("end of the recording (MediaStatus 121)".into());
+                    }
+                    continue;
+                }
+                c = async {
+                    match control.as_mut() {
+                        Some(c) => c.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    pending_control = c;
                 }
                 chunk = rx.recv() => {
                     let Some(chunk) = chunk else { return End::Cancelled };
@@ -512,6 +731,31 @@ impl GbStreams {
                     }
                 }
             }
+            // MANSRTSP in the dialog, outside the select (its output holds
+            // a watch guard that must not live across this await).
+            if let Some(c) = pending_control.take() {
+                mansrtsp_cseq += 1;
+                let body = c.cmd.mansrtsp(mansrtsp_cseq);
+                let sent = self
+                    .platform
+                    .info(dialog, &body)
+                    .await
+                    .map_err(|e| e.to_string());
+                if matches!(sent, Ok(200..=299)) {
+                    match c.cmd {
+                        PlaybackCmd::Scale(x) => retimer.set_scale(x),
+                        PlaybackCmd::Seek(_) => retimer.seeked(),
+                        PlaybackCmd::Pause => paused = true,
+                        PlaybackCmd::Resume => paused = false,
+                    }
+                }
+                tracing::info!(stream = stream.id(), cmd = ?c.cmd, result = ?sent, "playback control");
+                let _ = c.reply.send(sent);
+                // A paused device sends nothing: the media timeout must not
+                // end the session meanwhile.
+                last_media = Some(Instant::now());
+                continue;
+            }
             let now = Instant::now();
             while let Some(p) = reorder.poll(now) {
                 in_order.push(p);
@@ -533,6 +777,7 @@ impl GbStreams {
                 match ev {
                     PsEvent::Frame(mut frame) => {
                         frame.received = Some(last_arrival);
+                        retimer.apply(&mut frame);
                         if frame.is_video() {
                             let us = last_arrival.elapsed().as_micros();
                             frame_latencies.push(u32::try_from(us).unwrap_or(u32::MAX));
@@ -586,4 +831,76 @@ enum End {
     NotWanted,
     Cancelled,
     Ended(String),
+    /// A playback reached the end of its recording.
+    Finished(String),
+}
+
+/// What a runner INVITEs for.
+struct Target {
+    device_id: String,
+    channel_id: String,
+    transport: MediaTransport,
+    kind: StreamKind,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Codec;
+    use crate::media::{AudioTrack, Frame, FrameData, TrackInfo};
+
+    fn audio(ts: i64) -> Frame {
+        Frame {
+            track: Arc::new(TrackInfo::Audio(AudioTrack::g711(Codec::G711A, 8000, 1))),
+            pts: ts,
+            dts: ts,
+            keyframe: true,
+            data: FrameData::Audio(bytes::Bytes::from_static(&[0; 160])),
+            received: None,
+        }
+    }
+
+    #[test]
+    fn mansrtsp_requests_follow_appendix_b() {
+        assert_eq!(
+            PlaybackCmd::Pause.mansrtsp(1),
+            "PAUSE RTSP/1.0\r\nCSeq: 1\r\nPauseTime: now\r\n\r\n"
+        );
+        assert_eq!(
+            PlaybackCmd::Seek(90).mansrtsp(2),
+            "PLAY RTSP/1.0\r\nCSeq: 2\r\nRange: npt=90-\r\n\r\n"
+        );
+        assert_eq!(
+            PlaybackCmd::Scale(0.5).mansrtsp(3),
+            "PLAY RTSP/1.0\r\nCSeq: 3\r\nScale: 0.5\r\n\r\n"
+        );
+        assert!(PlaybackCmd::Resume.mansrtsp(4).contains("Range: npt=now-"));
+    }
+
+    #[test]
+    fn retimer_is_identity_at_1x_and_keeps_real_time_at_other_speeds() {
+        let mut r = Retimer::default();
+        let out: Vec<i64> = (0..4)
+            .map(|i| {
+                let mut f = audio(i * 160);
+                r.apply(&mut f);
+                f.dts
+            })
+            .collect();
+        assert_eq!(out, [0, 160, 320, 480]);
+        // At 4x the device sends 4 frames' worth of time per real frame:
+        // players get them spaced in real time.
+        r.set_scale(4.0);
+        let mut f = audio(480 + 4 * 160);
+        r.apply(&mut f);
+        assert_eq!(f.dts, 480 + 160);
+        // A seek back in the recording keeps output time moving forward.
+        r.seeked();
+        let mut f = audio(16_000);
+        r.apply(&mut f);
+        assert_eq!(f.dts, 480 + 160 + 8000 / 25);
+        let mut g = audio(16_000 + 4 * 160);
+        r.apply(&mut g);
+        assert_eq!(g.dts, f.dts + 160);
+    }
 }

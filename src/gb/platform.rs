@@ -220,6 +220,17 @@ pub struct Platform {
     counter: AtomicU32,
     local_ips: Mutex<HashMap<IpAddr, IpAddr>>,
     utc_offset: i64,
+    /// MediaStatus notifications (device, channel, NotifyType): playback
+    /// and download sessions end on 121.
+    media_status: tokio::sync::broadcast::Sender<MediaStatusNote>,
+}
+
+/// A device's Notify/MediaStatus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaStatusNote {
+    pub device_id: String,
+    pub channel_id: String,
+    pub notify_type: Option<u32>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -302,6 +313,7 @@ impl Platform {
         }
         let realm = settings.domain.clone();
         let platform = Arc::new(Self {
+            media_status: tokio::sync::broadcast::channel(64).0,
             endpoint,
             store,
             settings: RwLock::new(settings),
@@ -356,6 +368,11 @@ impl Platform {
             inner.ssrcs.set_domain(&s.domain);
         }
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// MediaStatus notifications from now on.
+    pub fn media_status(&self) -> tokio::sync::broadcast::Receiver<MediaStatusNote> {
+        self.media_status.subscribe()
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
@@ -876,6 +893,16 @@ impl Platform {
                 }
             }
             (Root::Notify, CmdType::Alarm) => self.on_alarm(device_id, m).await,
+            (Root::Notify, CmdType::MediaStatus) => {
+                if let Body::MediaStatus(ms) = &m.body {
+                    tracing::info!(device_id, channel_id = m.device_id, notify_type = ?ms.notify_type, "media status");
+                    let _ = self.media_status.send(MediaStatusNote {
+                        device_id: device_id.to_owned(),
+                        channel_id: m.device_id.clone(),
+                        notify_type: ms.notify_type,
+                    });
+                }
+            }
             (Root::Notify, CmdType::MobilePosition) => {
                 if let Body::MobilePosition(p) = &m.body {
                     let json = serde_json::to_value(p).unwrap_or_default();

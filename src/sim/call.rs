@@ -61,6 +61,8 @@ pub struct Call {
     ssrc: u32,
     /// An SSRC we made up (no `y=` offered), returned to the pool at the end.
     pooled_ssrc: Option<u32>,
+    /// Playback/Download sessions: what MANSRTSP asked for.
+    playback: Option<watch::Sender<media::PlaybackState>>,
 }
 
 fn call_id(inc: &Incoming) -> Option<String> {
@@ -106,11 +108,18 @@ pub async fn on_invite(sh: &Arc<Shared>, dev: &Device, channel_id: &str, inc: In
             return;
         }
     };
-    if !offer.session.eq_ignore_ascii_case("Play") {
-        tracing::warn!(device_id = %dev.id, channel_id = %channel_id, session = %offer.session, "sim INVITE refused: only live Play is simulated (488)");
+    let playback = if offer.session.eq_ignore_ascii_case("Play") {
+        false
+    } else if offer.session.eq_ignore_ascii_case("Playback")
+        || offer.session.eq_ignore_ascii_case("Download")
+    {
+        // The input file stands in for the recording, whatever span.
+        true
+    } else {
+        tracing::warn!(device_id = %dev.id, channel_id = %channel_id, session = %offer.session, "sim INVITE refused: unknown session (488)");
         refuse(&inc, 488).await;
         return;
-    }
+    };
     let (total, on_channel) = sh.call_counts(channel_id);
     if total >= MAX_CALLS || on_channel >= MAX_CALLS_PER_CHANNEL {
         tracing::warn!(device_id = %dev.id, channel_id = %channel_id, total, on_channel, "sim INVITE refused: too many sessions (486)");
@@ -194,6 +203,7 @@ pub async fn on_invite(sh: &Arc<Shared>, dev: &Device, channel_id: &str, inc: In
         mode: offer.mode,
         ssrc,
         pooled_ssrc,
+        playback: playback.then(|| watch::channel(media::PlaybackState::default()).0),
     });
     sh.insert_call(call.clone());
     inc.respond(ok.clone()).await;
@@ -204,6 +214,7 @@ pub async fn on_invite(sh: &Arc<Shared>, dev: &Device, channel_id: &str, inc: In
         ssrc = %ssrc_text,
         answered_ssrc = %answered,
         peer = %socket.describe(),
+        session = %offer.session,
         "sim invite"
     );
     tokio::spawn(run_call(sh.clone(), call, inc, ok, socket));
@@ -256,7 +267,26 @@ async fn run_call(
                 transport: call.mode.as_str(),
             };
             let mut stats = StreamStats::default();
-            let end = media::stream(&sh.media, socket, &params, &call.stop, &mut stats).await;
+            // A playback sends the input once, under MANSRTSP control, and
+            // says so with MediaStatus 121 at the end (GB/T 28181-2016
+            // §9.8.4); the platform then ends the dialog.
+            let packs = call.playback.as_ref().map(|ctl| {
+                let (rx, eof) = sh.media.playback(ctl.subscribe(), call.stop.clone());
+                let (sh2, call2) = (sh.clone(), call.clone());
+                tokio::spawn(async move {
+                    if eof.await.is_ok() {
+                        super::device::send_media_status_end(
+                            &sh2,
+                            &call2.device_id,
+                            &call2.channel_id,
+                        )
+                        .await;
+                    }
+                });
+                rx
+            });
+            let end =
+                media::stream(&sh.media, packs, socket, &params, &call.stop, &mut stats).await;
             tracing::info!(
                 device_id = %call.device_id,
                 channel_id = %call.channel_id,
@@ -392,6 +422,72 @@ pub async fn on_bye(sh: &Shared, inc: &Incoming) {
         channel_id = %call.channel_id,
         by = %"platform",
         "sim bye"
+    );
+}
+
+/// INFO in a playback dialog: a MANSRTSP command (GB/T 28181-2016 appendix
+/// B): `PLAY` (resume, `Range: npt=<secs>-` seeks, `Scale:` sets the speed)
+/// or `PAUSE`. 200 and applied; 481 for no dialog; 400 for anything else.
+pub async fn on_info(sh: &Shared, inc: &Incoming) {
+    let Some(call) = call_id(inc).and_then(|c| sh.call(&c)) else {
+        refuse(inc, 481).await;
+        return;
+    };
+    let body = String::from_utf8_lossy(&inc.request().body).into_owned();
+    let Some(ctl) = call.playback.as_ref() else {
+        tracing::info!(device_id = %call.device_id, channel_id = %call.channel_id, body = %body.trim(), "sim info outside a playback");
+        inc.respond(inc.response(200, None)).await;
+        return;
+    };
+    let mut lines = body.lines();
+    let method = lines
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let header = |name: &str| {
+        body.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    };
+    let scale = header("Scale").and_then(|v| v.parse::<f64>().ok());
+    let range = header("Range");
+    let seek = range
+        .as_deref()
+        .and_then(|r| r.strip_prefix("npt="))
+        .and_then(|r| r.split('-').next())
+        .and_then(|from| from.trim().parse::<f64>().ok());
+    let mut state = *ctl.borrow();
+    match method.as_str() {
+        "PAUSE" => state.paused = true,
+        "PLAY" => {
+            state.paused = false;
+            if let Some(x) = scale.filter(|x| *x > 0.0 && x.is_finite()) {
+                state.scale = x;
+            }
+            if let Some(secs) = seek.filter(|s| *s >= 0.0) {
+                let n = state.seek.map_or(1, |(n, _)| n + 1);
+                state.seek = Some((n, secs as u64));
+            }
+        }
+        _ => {
+            tracing::warn!(device_id = %call.device_id, body = %body.trim(), "sim: unreadable MANSRTSP: 400");
+            refuse(inc, 400).await;
+            return;
+        }
+    }
+    ctl.send_replace(state);
+    inc.respond(inc.response(200, None)).await;
+    tracing::info!(
+        device_id = %call.device_id,
+        channel_id = %call.channel_id,
+        method = %method,
+        scale = ?scale,
+        range = ?range,
+        "sim playback control"
     );
 }
 

@@ -484,6 +484,26 @@ fn device_control(dev: &Device, m: &Message) -> Option<String> {
     answered.then(|| manscdp::response_ok("DeviceControl", m.sn, &m.device_id))
 }
 
+/// Notify/MediaStatus 121 (GB/T 28181-2016 §9.8.4): the playback of
+/// `channel_id` reached the end of the recording.
+pub async fn send_media_status_end(sh: &Shared, device_id: &str, channel_id: &str) {
+    let Some(dev) = sh.device_by_id(device_id) else {
+        return;
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<Notify>\r\n<CmdType>MediaStatus</CmdType>\r\n\
+         <SN>{}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<NotifyType>121</NotifyType>\r\n</Notify>\r\n",
+        sh.next_sn(),
+        manscdp::escape_text(channel_id)
+    );
+    match send_message(sh, &dev, &body).await {
+        Ok(code) => tracing::info!(device_id, channel_id, code, "sim media status 121 sent"),
+        Err(e) => {
+            tracing::warn!(device_id, channel_id, error = %e, "sim media status not delivered")
+        }
+    }
+}
+
 /// Length of each simulated recording.
 const RECORD_SECS: i64 = 600;
 /// Most recordings one answer lists.

@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -293,6 +293,129 @@ impl MediaSource {
     }
 }
 
+/// What the platform asked of a playback (MANSRTSP in INFO).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlaybackState {
+    pub paused: bool,
+    pub scale: f64,
+    /// (request number, seconds from the start): a new number is a new seek.
+    pub seek: Option<(u32, u64)>,
+}
+
+impl Default for PlaybackState {
+    fn default() -> Self {
+        Self {
+            paused: false,
+            scale: 1.0,
+            seek: None,
+        }
+    }
+}
+
+impl MediaSource {
+    /// A playback of the input from its first frame, once, paced at the
+    /// asked speed and paused/seeked on request: packs go to the returned
+    /// receiver; `eof` fires after the last frame. The sender lives until
+    /// `stop`, so the session stays up after the end (the platform ends it
+    /// with BYE after MediaStatus 121).
+    pub fn playback(
+        self: &Arc<Self>,
+        mut ctl: watch::Receiver<PlaybackState>,
+        stop: CancellationToken,
+    ) -> (
+        broadcast::Receiver<Pack>,
+        tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let (tx, rx) = broadcast::channel(1024);
+        let (eof_tx, eof_rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(mut muxer) = PsMuxer::new(this.options.clone()) else {
+                return;
+            };
+            muxer.declare_track(this.video.track().clone());
+            if let Some(a) = &this.audio {
+                muxer.declare_track(a.track().clone());
+            }
+            let mut cursor = Cursor::default();
+            let mut state = *ctl.borrow_and_update();
+            let mut anchor = Instant::now();
+            let mut anchor_ts: Option<i64> = None;
+            let mut seek_seen = state.seek.map(|s| s.0);
+            let total = this.video.len();
+            let mut sent_video = 0usize;
+            // `changed()` below marks the value seen: remember to read it.
+            let mut dirty = false;
+            while sent_video < total {
+                if dirty || ctl.has_changed().unwrap_or(false) {
+                    dirty = false;
+                    state = *ctl.borrow_and_update();
+                    // Speed or pause changed: the schedule restarts here.
+                    anchor_ts = None;
+                    if let Some((n, secs)) = state.seek
+                        && seek_seen != Some(n)
+                    {
+                        seek_seen = Some(n);
+                        let per_frame = this.frame_interval().as_secs_f64().max(1e-3);
+                        let frame =
+                            ((secs as f64 / per_frame) as usize).min(total.saturating_sub(1));
+                        cursor = Cursor {
+                            v: frame,
+                            ..Cursor::default()
+                        };
+                        sent_video = frame;
+                    }
+                }
+                if state.paused {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        r = ctl.changed() => if r.is_err() { return },
+                    }
+                    dirty = true;
+                    continue;
+                }
+                let Some((frame, ts, is_video)) = this.next_frame(&mut cursor) else {
+                    break;
+                };
+                let (a, a_ts) = match anchor_ts {
+                    Some(t) => (anchor, t),
+                    None => {
+                        anchor = Instant::now();
+                        anchor_ts = Some(ts);
+                        (anchor, ts)
+                    }
+                };
+                let scale = state.scale.clamp(0.1, 16.0);
+                let due = a + ticks_to_duration(((ts - a_ts) as f64 / scale) as i64);
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep_until(due) => {}
+                    r = ctl.changed() => {
+                        if r.is_err() { return }
+                        // Applied at the top of the loop, after this frame.
+                        dirty = true;
+                    }
+                }
+                if is_video {
+                    sent_video += 1;
+                }
+                if let Ok(data) = muxer.mux(&frame) {
+                    let _ = tx.send(Pack {
+                        data,
+                        rtp_ts: ts as u32,
+                        keyframe: is_video && frame.keyframe,
+                        due,
+                    });
+                }
+            }
+            let _ = eof_tx.send(());
+            stop.cancelled().await;
+            drop(tx);
+        });
+        (rx, eof_rx)
+    }
+}
+
 #[derive(Default)]
 struct Cursor {
     v: usize,
@@ -418,6 +541,7 @@ enum Sink {
 /// away. Logs `sim media started` once packets can flow.
 pub async fn stream(
     source: &Arc<MediaSource>,
+    packs: Option<broadcast::Receiver<Pack>>,
     socket: MediaSocket,
     p: &StreamParams<'_>,
     stop: &CancellationToken,
@@ -484,7 +608,8 @@ pub async fn stream(
         ssrc = %format_args!("{:010}", p.ssrc),
         "sim media started"
     );
-    let mut rx = source.subscribe();
+    // Live: the shared pacer; playback: the session's own.
+    let mut rx = packs.unwrap_or_else(|| source.subscribe());
     let mut waiting_key = true;
     let mut refused_packs = 0u32;
     let mut packets = Vec::with_capacity(64);

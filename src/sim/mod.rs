@@ -330,6 +330,10 @@ impl Shared {
         }
     }
 
+    fn device_by_id(&self, id: &str) -> Option<Arc<Device>> {
+        self.devices.iter().find(|d| d.id == id).cloned()
+    }
+
     fn call(&self, call_id: &str) -> Option<Arc<Call>> {
         lock(&self.calls).get(call_id).cloned()
     }
@@ -390,6 +394,7 @@ impl Shared {
             "ACK" => return call::on_ack(&self, &inc),
             "BYE" => return call::on_bye(&self, &inc).await,
             "CANCEL" => return call::on_cancel(&self, &inc).await,
+            "INFO" => return call::on_info(&self, &inc).await,
             _ => {}
         }
         let Some((dev, channel)) = self.target(req) else {

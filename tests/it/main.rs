@@ -13,6 +13,7 @@ mod gb_sim;
 mod hls;
 mod on_demand;
 mod ops;
+mod playback;
 mod ptz;
 mod rtsp_flv;
 mod rtsp_out;
