@@ -27,6 +27,7 @@ pub struct App {
     pub gb: Arc<Platform>,
     pub gb_live: Arc<crate::gb::live::GbStreams>,
     pub ptz: Arc<crate::ptz::PtzService>,
+    pub downloads: Arc<crate::egress::download::Downloads>,
     media: Arc<RwLock<MediaSettings>>,
     /// CORS policy in force; replaced on SIGHUP.
     pub cors: crate::api::SharedCorsPolicy,
@@ -138,6 +139,7 @@ impl App {
             }),
         );
         let ptz = crate::ptz::PtzService::new(gb.clone(), store.clone());
+        let downloads = crate::egress::download::Downloads::new(&config.data_dir);
         // Validated when the configuration was loaded.
         let cors = crate::api::CorsPolicy::new(&config.cors_allowed_origins).unwrap_or_default();
         let app = Arc::new(Self {
@@ -147,6 +149,7 @@ impl App {
             gb,
             gb_live,
             ptz,
+            downloads,
             store,
             hub,
             flv: FlvOutputs::new(FanoutConfig::default()),

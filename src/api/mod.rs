@@ -4,6 +4,7 @@ mod auth;
 mod channels;
 mod cors;
 mod devices;
+mod downloads;
 mod error;
 mod json;
 mod live;
@@ -107,6 +108,14 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/channels/{device_id}/{channel_id}/playback"),
     ("POST", "/api/v1/playback/{stream}/control"),
     ("DELETE", "/api/v1/playback/{stream}"),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/downloads",
+    ),
+    ("GET", "/api/v1/downloads"),
+    ("GET", "/api/v1/downloads/{id}"),
+    ("DELETE", "/api/v1/downloads/{id}"),
+    ("GET", "/api/v1/downloads/{id}/file"),
     ("POST", "/api/v1/sources/{name}/ptz"),
     ("GET", "/api/v1/sources/{name}/ptz/serial"),
     ("PUT", "/api/v1/sources/{name}/ptz/serial"),
@@ -217,6 +226,16 @@ pub fn router(app: AppState) -> Router {
             axum::routing::post(playback::control),
         )
         .route("/playback/{stream}", axum::routing::delete(playback::stop))
+        .route(
+            "/channels/{device_id}/{channel_id}/downloads",
+            axum::routing::post(downloads::start),
+        )
+        .route("/downloads", get(downloads::list))
+        .route(
+            "/downloads/{id}",
+            get(downloads::get).delete(downloads::delete),
+        )
+        .route("/downloads/{id}/file", get(downloads::file))
         .route("/sources/{name}/ptz", axum::routing::post(ptz::source_ptz))
         .route(
             "/sources/{name}/ptz/serial",

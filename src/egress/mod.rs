@@ -1,6 +1,7 @@
 //! Outputs. Each format is muxed once per stream by a shared task and fanned
 //! out to its viewers.
 
+pub mod download;
 pub mod flv;
 pub mod hls;
 pub mod ps;

@@ -104,6 +104,12 @@ pub enum StreamKind {
         start: u64,
         end: u64,
     },
+    /// The same, `s=Download` at `speed`× (`a=downloadspeed`).
+    Download {
+        start: u64,
+        end: u64,
+        speed: u32,
+    },
 }
 
 /// MANSRTSP commands for a playback session (GB/T 28181-2016 appendix B).
@@ -291,6 +297,25 @@ impl GbStreams {
         .await
     }
 
+    /// A download stream of a channel's recording (stream id
+    /// `{device}_{channel}_{start}_{end}_download`), sent at `speed`×.
+    pub async fn ensure_download(
+        self: &Arc<Self>,
+        device_id: &str,
+        channel_id: &str,
+        transport: MediaTransport,
+        (start, end): (u64, u64),
+        speed: u32,
+    ) -> Result<Arc<Stream>, LiveError> {
+        self.ensure_kind(
+            device_id,
+            channel_id,
+            transport,
+            StreamKind::Download { start, end, speed },
+        )
+        .await
+    }
+
     /// Sends a MANSRTSP command to a playback stream's device.
     pub async fn control(&self, id: &str, cmd: PlaybackCmd) -> Result<u16, String> {
         let tx = lock(&self.runners)
@@ -316,6 +341,9 @@ impl GbStreams {
             StreamKind::Live => stream_id(device_id, channel_id),
             StreamKind::Playback { start, end } => {
                 format!("{device_id}_{channel_id}_{start}_{end}")
+            }
+            StreamKind::Download { start, end, .. } => {
+                format!("{device_id}_{channel_id}_{start}_{end}_download")
             }
         };
         if let Some(s) = self.hub.get(&id)
@@ -361,7 +389,7 @@ impl GbStreams {
             Runner {
                 cancel: cancel.clone(),
                 info: info.clone(),
-                control: matches!(kind, StreamKind::Playback { .. }).then_some(control_tx),
+                control: (kind != StreamKind::Live).then_some(control_tx),
             },
         );
         drop(runners);
@@ -494,9 +522,14 @@ impl GbStreams {
             target.channel_id.as_str(),
             target.transport,
         );
-        let (session_kind, time_range) = match target.kind {
-            StreamKind::Live => (SessionKind::Play, None),
-            StreamKind::Playback { start, end } => (SessionKind::Playback, Some((start, end))),
+        let (session_kind, time_range, download_speed) = match target.kind {
+            StreamKind::Live => (SessionKind::Play, None, None),
+            StreamKind::Playback { start, end } => {
+                (SessionKind::Playback, Some((start, end)), None)
+            }
+            StreamKind::Download { start, end, speed } => {
+                (SessionKind::Download, Some((start, end)), Some(speed))
+            }
         };
         let ssrc = self
             .platform
@@ -549,7 +582,7 @@ impl GbStreams {
                     MediaTransport::TcpPassive | MediaTransport::TcpActive => self.media.tcp_port(),
                 }),
             time_range,
-            download_speed: None,
+            download_speed,
         };
         self.invites.fetch_add(1, Ordering::Relaxed);
         lock(info).invites += 1;
@@ -593,7 +626,7 @@ impl GbStreams {
             }
         }
         tracing::info!(stream = stream.id(), transport = transport.as_str(), ssrc = ?expected, "GB28181 session established");
-        let playback = matches!(target.kind, StreamKind::Playback { .. });
+        let playback = target.kind != StreamKind::Live;
         let end = self
             .pump(
                 stream,

@@ -203,7 +203,19 @@ pub async fn on_invite(sh: &Arc<Shared>, dev: &Device, channel_id: &str, inc: In
         mode: offer.mode,
         ssrc,
         pooled_ssrc,
-        playback: playback.then(|| watch::channel(media::PlaybackState::default()).0),
+        playback: playback.then(|| {
+            // A download is sent `a=downloadspeed` times faster.
+            let speed = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("a=downloadspeed:"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|x| *x > 0.0 && x.is_finite());
+            watch::channel(media::PlaybackState {
+                scale: speed.unwrap_or(1.0),
+                ..media::PlaybackState::default()
+            })
+            .0
+        }),
     });
     sh.insert_call(call.clone());
     inc.respond(ok.clone()).await;

@@ -114,3 +114,84 @@ async fn playback_plays_is_controlled_and_ends_with_the_recording() {
     assert_eq!(status, 404);
     drop(sim);
 }
+
+/// Download (`s=Download`, `a=downloadspeed:8`) into an MP4 on the box:
+/// progress in the API, the file fetched over HTTP and decoded by FFmpeg.
+#[tokio::test(flavor = "multi_thread")]
+async fn download_makes_an_mp4_that_ffmpeg_decodes() {
+    let gw = Gateway::start(GatewayOptions::default());
+    setup(&gw).await;
+    let sim = Sim::start(&gw, &fixture("h264-es/240x320.h264"), &[]);
+    let ch = first_camera(&gw).await;
+    let (status, dl) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/channels/{SIM_DEVICE}/{ch}/downloads"),
+            Some(json!({"start": 1_796_000_400u64, "end": 1_796_000_430u64, "speed": 8})),
+        )
+        .await;
+    assert_eq!(status, 202, "{dl}");
+    let id = dl["id"].as_u64().unwrap();
+    sim.logs
+        .wait_for("the Download INVITE", Duration::from_secs(5), |l| {
+            l.contains("sim invite") && l.contains("session=Download")
+        });
+    // 29 s of input at 8x: a few seconds. Progress rises to done.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen_progress = false;
+    let info = loop {
+        let (status, info) = gw
+            .api(Method::GET, &format!("/api/v1/downloads/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "{info}");
+        match info["state"].as_str().unwrap() {
+            "running" => {
+                seen_progress |= info["percent"].as_f64().unwrap() > 0.0;
+                let (status, _) = gw
+                    .api(Method::GET, &format!("/api/v1/downloads/{id}/file"), None)
+                    .await;
+                assert_eq!(status, 409, "a running download has no file yet");
+            }
+            "done" => break info,
+            other => panic!("download {other}: {info}"),
+        }
+        assert!(Instant::now() < deadline, "download not done: {info}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        seen_progress || info["percent"].as_f64().unwrap() > 0.0,
+        "{info}"
+    );
+    assert!(info["media_secs"].as_f64().unwrap() > 25.0, "{info}");
+    sim.logs
+        .wait_for("MediaStatus 121", Duration::from_secs(5), |l| {
+            l.contains("sim media status 121 sent")
+        });
+
+    let r = Gateway::client()
+        .get(gw.url(&format!("/api/v1/downloads/{id}/file")))
+        .bearer_auth(crate::common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "video/mp4");
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(bytes.len() as u64, info["bytes"].as_u64().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("download.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    let log = ffmpeg_decode(&crate::common::ffmpeg_debian(), path.to_str().unwrap(), 600).await;
+    assert!(decoded_frames(&log) >= 600, "{log}");
+    assert!(log.contains("h264"), "{log}");
+
+    let (status, _) = gw
+        .api(Method::DELETE, &format!("/api/v1/downloads/{id}"), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = gw
+        .api(Method::GET, &format!("/api/v1/downloads/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
+    drop(sim);
+}

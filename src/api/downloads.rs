@@ -1,0 +1,160 @@
+//! Downloads of device recordings (`s=Download`) into MP4 files on the box:
+//! start, progress, fetch, delete.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::{ApiError, ApiJson, AppState, Caller};
+use crate::egress::download::{DownloadError, DownloadInfo};
+use crate::gb::media::MediaTransport;
+use crate::store::TokenRole;
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct DownloadRequest {
+    /// Unix seconds (as `records` gives them).
+    pub start: u64,
+    pub end: u64,
+    /// `a=downloadspeed` (1–8, default 4): how much faster than real time
+    /// the device sends.
+    pub speed: Option<u32>,
+    pub transport: Option<String>,
+}
+
+impl From<DownloadError> for ApiError {
+    fn from(e: DownloadError) -> Self {
+        match e {
+            DownloadError::NotFound(_) => ApiError::not_found(e.to_string()),
+            DownloadError::NotReady { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "not_ready", e.to_string())
+            }
+        }
+    }
+}
+
+/// `POST /api/v1/channels/{d}/{c}/downloads`: INVITE `s=Download`; 202 with
+/// the download's id and progress once the device accepted and sends.
+pub async fn start(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<DownloadRequest>,
+) -> Result<(StatusCode, Json<DownloadInfo>), ApiError> {
+    caller.require(TokenRole::Operator)?;
+    if req.end <= req.start {
+        return Err(ApiError::invalid_field("end", "end must be after start"));
+    }
+    if req.end - req.start > 86_400 {
+        return Err(ApiError::invalid_field(
+            "end",
+            "at most one day per download",
+        ));
+    }
+    let speed = req.speed.unwrap_or(4);
+    if !(1..=8).contains(&speed) {
+        return Err(ApiError::invalid_field("speed", "speed must be 1-8"));
+    }
+    let transport = match req.transport.as_deref() {
+        Some(t) => MediaTransport::parse(t).ok_or_else(|| {
+            ApiError::invalid_field(
+                "transport",
+                "transport must be udp, tcp_passive or tcp_active",
+            )
+        })?,
+        None => super::channels::channel_transport(&app, &device_id, &channel_id).await?,
+    };
+    let stream = app
+        .gb_live
+        .ensure_download(
+            &device_id,
+            &channel_id,
+            transport,
+            (req.start, req.end),
+            speed,
+        )
+        .await?;
+    // The writer is the download's viewer: it keeps the session until the
+    // recording ends (MediaStatus 121).
+    let viewer = stream.add_viewer();
+    let mut rx = stream.subscribe();
+    crate::egress::wait_for_media(&stream, &mut rx, app.start_timeout())
+        .await
+        .map_err(super::live::start_error)?;
+    drop(rx);
+    let info = app.downloads.start(
+        stream,
+        viewer,
+        (&device_id, &channel_id),
+        (req.start, req.end, speed),
+    );
+    tracing::info!(
+        download = info.id,
+        device_id,
+        channel_id,
+        speed,
+        "download started"
+    );
+    Ok((StatusCode::ACCEPTED, Json(info)))
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<DownloadInfo>>, ApiError> {
+    caller.require(TokenRole::Viewer)?;
+    Ok(Json(app.downloads.list()))
+}
+
+pub async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<DownloadInfo>, ApiError> {
+    caller.require(TokenRole::Viewer)?;
+    app.downloads
+        .get(id)
+        .map(Json)
+        .ok_or_else(|| DownloadError::NotFound(id).into())
+}
+
+/// `GET /api/v1/downloads/{id}/file`: the MP4, streamed from disk.
+pub async fn file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Response, ApiError> {
+    caller.require(TokenRole::Viewer)?;
+    let path = app.downloads.file(id)?;
+    let f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::internal(&format!("cannot open {}: {e}", path.display())))?;
+    let len = f.metadata().await.map(|m| m.len()).ok();
+    let mut r = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(f)));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    if let Some(len) = len
+        && let Ok(v) = HeaderValue::from_str(&len.to_string())
+    {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"camgate-download-{id}.mp4\""
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(TokenRole::Operator)?;
+    app.downloads.delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
