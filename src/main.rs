@@ -461,6 +461,21 @@ fn sim(config: SimConfig) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let sim = Sim::start(config).await.context("starting the simulator")?;
+        // SIGUSR1: every simulated device raises an alarm.
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
+            let stop = wait_for_signal();
+            tokio::pin!(stop);
+            loop {
+                tokio::select! {
+                    () = &mut stop => break,
+                    Some(()) = usr1.recv() => sim.send_alarms().await,
+                }
+            }
+        }
+        #[cfg(not(unix))]
         wait_for_signal().await;
         sim.stop().await;
         anyhow::Ok(())

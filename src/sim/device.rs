@@ -504,6 +504,27 @@ pub async fn send_media_status_end(sh: &Shared, device_id: &str, channel_id: &st
     }
 }
 
+/// Notify/Alarm for `channel_id`: video alarm (method 5), motion detection
+/// (type 2), priority 1, now.
+pub async fn send_alarm(sh: &Shared, dev: &Device, channel_id: &str) {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<Notify>\r\n<CmdType>Alarm</CmdType>\r\n\
+         <SN>{}</SN>\r\n<DeviceID>{}</DeviceID>\r\n<AlarmPriority>1</AlarmPriority>\r\n\
+         <AlarmMethod>5</AlarmMethod>\r\n<AlarmTime>{}</AlarmTime>\r\n\
+         <AlarmDescription>camgate sim motion</AlarmDescription>\r\n\
+         <Info>\r\n<AlarmType>2</AlarmType>\r\n</Info>\r\n</Notify>\r\n",
+        sh.next_sn(),
+        manscdp::escape_text(channel_id),
+        device_time(sh.utc_offset)
+    );
+    match send_message(sh, dev, &body).await {
+        Ok(code) => tracing::info!(device_id = %dev.id, channel_id, code, "sim alarm sent"),
+        Err(e) => {
+            tracing::warn!(device_id = %dev.id, channel_id, error = %e, "sim alarm not delivered")
+        }
+    }
+}
+
 /// Length of each simulated recording.
 const RECORD_SECS: i64 = 600;
 /// Most recordings one answer lists.

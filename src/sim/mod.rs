@@ -582,6 +582,21 @@ impl Sim {
             .collect()
     }
 
+    /// Every device sends an alarm for its first channel (Notify/Alarm:
+    /// video alarm, motion detection, priority 1; GB/T 28181-2016 A.2.5.3),
+    /// as a camera does when it sees motion. `camgate sim` does this on
+    /// SIGUSR1.
+    pub async fn send_alarms(&self) {
+        for dev in &self.shared.devices {
+            let channel = dev
+                .channels
+                .first()
+                .cloned()
+                .unwrap_or_else(|| dev.id.clone());
+            device::send_alarm(&self.shared, dev, &channel).await;
+        }
+    }
+
     /// Media sessions in progress.
     pub fn active_sessions(&self) -> usize {
         lock(&self.shared.calls).len()

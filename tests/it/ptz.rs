@@ -472,3 +472,56 @@ async fn records_from_the_simulator_span_several_messages() {
     }
     drop(sim);
 }
+
+/// The simulator raises an alarm on request (SIGUSR1): stored as a decoded
+/// event; acknowledging it resets it on the device, which answers OK.
+#[tokio::test(flavor = "multi_thread")]
+async fn simulated_alarm_is_stored_and_acknowledged() {
+    let gw = Gateway::start(GatewayOptions::default());
+    setup(&gw).await;
+    let sim = Sim::start(&gw, &fixture("h264-es/240x320.h264"), &[]);
+    let ch = first_camera(&gw).await;
+    crate::common::signal(sim.child.id(), "USR1");
+    sim.logs
+        .wait_for("alarm sent", Duration::from_secs(5), |l| {
+            l.contains("sim alarm sent")
+        });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let alarm = loop {
+        let (_, ev) = gw
+            .api(
+                Method::GET,
+                "/api/v1/events?kind=alarm&unacknowledged=true",
+                None,
+            )
+            .await;
+        if let Some(e) = ev.as_array().and_then(|a| a.first()) {
+            break e.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no alarm event");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(alarm["channel_id"], ch, "{alarm}");
+    assert_eq!(alarm["data"]["alarm_type"], 2, "{alarm}");
+    assert!(
+        alarm["message"]
+            .as_str()
+            .unwrap()
+            .contains("motion detection"),
+        "{alarm}"
+    );
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            &format!("/api/v1/events/{}/ack", alarm["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["device_reset"], "OK", "{body}");
+    sim.logs
+        .wait_for("ResetAlarm", Duration::from_secs(5), |l| {
+            l.contains("sim device_control") && l.contains("value=ResetAlarm")
+        });
+    drop(sim);
+}
