@@ -8,6 +8,7 @@ mod downloads;
 mod error;
 mod json;
 mod live;
+mod metrics;
 mod playback;
 mod ptz;
 mod records;
@@ -66,6 +67,7 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/devices/{id}/status"),
     ("GET", "/api/v1/devices/{id}/channels"),
     ("GET", "/api/v1/events"),
+    ("GET", "/metrics"),
     ("POST", "/api/v1/events/{id}/ack"),
     ("PATCH", "/api/v1/channels/{device_id}/{channel_id}"),
     ("POST", "/api/v1/channels/{device_id}/{channel_id}/play"),
@@ -247,9 +249,16 @@ pub fn router(app: AppState) -> Router {
             app.clone(),
             auth::require_token,
         ));
+    let metrics = Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/api/v1/health", get(health))
         .nest("/api/v1", v1)
+        .merge(metrics)
         .route("/live/{file}", get(live::flv))
         .route("/live/{stream}/{file}", get(live::hls))
         // A literal segment wins over `{file}` in the router, so `whep` is

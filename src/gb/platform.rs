@@ -370,6 +370,18 @@ impl Platform {
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
+    /// The SIP endpoint's counters.
+    pub fn sip_stats(&self) -> &crate::sip::endpoint::EndpointStats {
+        self.endpoint.stats()
+    }
+
+    /// Devices (registered) online now, and known in memory.
+    pub fn device_counts(&self) -> (usize, usize) {
+        let inner = lock(&self.inner);
+        let online = inner.devices.values().filter(|d| d.online).count();
+        (online, inner.devices.len())
+    }
+
     /// MediaStatus notifications from now on.
     pub fn media_status(&self) -> tokio::sync::broadcast::Receiver<MediaStatusNote> {
         self.media_status.subscribe()

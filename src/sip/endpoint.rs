@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -74,6 +75,20 @@ pub struct SipEndpoint {
     invites: Mutex<HashMap<String, (Peer, rsip::Request)>>,
     inbound: mpsc::Sender<InboundRequest>,
     config: EndpointConfig,
+    stats: EndpointStats,
+}
+
+/// Counters for `/metrics`.
+#[derive(Default, Debug)]
+pub struct EndpointStats {
+    /// Requests received (new server transactions and ACKs).
+    pub requests_received: AtomicU64,
+    /// Client transactions started.
+    pub requests_sent: AtomicU64,
+    /// Client transactions that ended with timer B/F.
+    pub timeouts: AtomicU64,
+    /// Messages dropped as unparsable or malformed.
+    pub malformed: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -121,6 +136,7 @@ impl SipEndpoint {
             invites: Mutex::default(),
             inbound: tx,
             config,
+            stats: EndpointStats::default(),
         });
         tokio::spawn(ep.clone().udp_loop(shutdown.clone()));
         tokio::spawn(ep.clone().accept_loop(tcp, shutdown.clone()));
@@ -131,6 +147,10 @@ impl SipEndpoint {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
     }
 
     async fn udp_loop(self: Arc<Self>, shutdown: CancellationToken) {
@@ -158,6 +178,7 @@ impl SipEndpoint {
             match frame_datagram(datagram, &self.config.limits) {
                 Ok(range) => self.on_message(&datagram[range], peer).await,
                 Err(e) => {
+                    self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(peer = %src, error = %e, "dropping malformed SIP datagram")
                 }
             }
@@ -262,6 +283,7 @@ impl SipEndpoint {
                         }
                     }
                     Action::Timeout { branch } => {
+                        self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
                         if let Some((addr, p)) = lock(&self.pending).remove(&branch) {
                             let _ = p.send(Err(SipError::Timeout(addr)));
                         }
@@ -275,6 +297,7 @@ impl SipEndpoint {
         let msg = match super::parse_message(bytes) {
             Ok(m) => m,
             Err(e) => {
+                self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(peer = %peer.addr, error = %e, "dropping unparsable SIP message");
                 return;
             }
@@ -286,6 +309,7 @@ impl SipEndpoint {
     }
 
     async fn on_request(&self, request: rsip::Request, peer: Peer) {
+        self.stats.requests_received.fetch_add(1, Ordering::Relaxed);
         let method = request.method.to_string();
         let key = if method == "ACK" {
             None // ACK for a 2xx is its own transaction (§17.1.1.3).
@@ -409,6 +433,7 @@ impl SipEndpoint {
         request: rsip::Request,
     ) -> Result<rsip::Response, SipError> {
         let branch = msg::top_branch(&request.headers).ok_or(SipError::NoBranch)?;
+        self.stats.requests_sent.fetch_add(1, Ordering::Relaxed);
         let is_invite = request.method == rsip::Method::Invite;
         let kept = is_invite.then(|| request.clone());
         let bytes = msg::finish(rsip::SipMessage::Request(request));

@@ -714,6 +714,13 @@ fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
+/// Events kept in the log, per kind.
+pub fn count_events_by_kind(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut st = conn.prepare("SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind")?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn get_event(conn: &Connection, id: i64) -> Result<Option<EventRecord>, StoreError> {
     Ok(conn
         .query_row(

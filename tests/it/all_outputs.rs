@@ -83,6 +83,7 @@ async fn gb28181_and_rtsp_sources_reach_every_output_at_once() {
     let id = format!("{SIM_DEVICE}_{ch}");
     let info = watch_everywhere(&gw, &id, true).await;
     assert_eq!(info["source"]["state"], "live", "{info}");
+    check_metrics(&gw, &id).await;
     drop(sim);
 
     let cam = Camera::start();
@@ -90,4 +91,67 @@ async fn gb28181_and_rtsp_sources_reach_every_output_at_once() {
     let info = watch_everywhere(&gw, "lobby", false).await;
     // MSE players get AAC; only G.711 would be left out of HLS.
     assert!(info["hls"]["audio_omitted"].is_null(), "{info}");
+}
+
+/// `/metrics` needs a token and is well-formed Prometheus text with the
+/// stream's series.
+async fn check_metrics(gw: &Gateway, stream: &str) {
+    let client = Gateway::client();
+    let r = client.get(gw.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(gw.url("/metrics"))
+        .bearer_auth(crate::common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.unwrap();
+    let mut typed = std::collections::HashSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["gauge", "counter"].contains(&kind), "{line}");
+            typed.insert(name.to_owned());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        // name{labels} value
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad value: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(typed.contains(name), "series before its TYPE: {line}");
+        assert!(
+            name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+            "{line}"
+        );
+    }
+    for want in [
+        format!("camgate_stream_live{{stream=\"{stream}\"}} 1"),
+        format!("camgate_stream_viewers{{stream=\"{stream}\",output=\"flv\"}}"),
+        format!("camgate_gb_rtp_packets_total{{stream=\"{stream}\"}}"),
+        format!(
+            "camgate_stream_added_latency_seconds{{stream=\"{stream}\",output=\"webrtc\",quantile=\"0.99\"}}"
+        ),
+        "camgate_gb_devices{state=\"online\"} 1".to_owned(),
+        "camgate_streams{kind=\"gb28181\"} 1".to_owned(),
+    ] {
+        assert!(text.contains(&want), "no {want} in\n{text}");
+    }
+    let sent = text
+        .lines()
+        .find_map(|l| l.strip_prefix("camgate_sip_requests_received_total "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap();
+    assert!(sent > 0, "{text}");
 }
