@@ -421,17 +421,14 @@ impl PtzCommand {
         }
     }
 
-    /// The two command bytes and two data bytes shared by Pelco-D and
-    /// Pelco-P, in Pelco-D bit order; Pelco-P moves focus/iris bits.
-    fn pelco_words(&self, protocol: &'static str) -> Result<PelcoWords, PtzError> {
+    /// Bytes 3–6 of a Pelco frame — Pelco-D's cmd1, cmd2, data1, data2;
+    /// Pelco-P's data1–data4 — which the two protocols lay out alike except
+    /// for the focus and iris bits.
+    fn pelco_body(&self, protocol: Pelco) -> Result<[u8; 4], PtzError> {
         self.validate()?;
         // GB speeds are 0–255, Pelco's 0–0x3F.
         let scale = |s: u8| s >> 2;
-        let unsupported = || PtzError::Unsupported {
-            protocol,
-            command: self.name(),
-        };
-        Ok(match *self {
+        let (pan, tilt, zoom, focus, iris, pan_speed, tilt_speed) = match *self {
             PtzCommand::Move {
                 pan,
                 tilt,
@@ -439,88 +436,81 @@ impl PtzCommand {
                 pan_speed,
                 tilt_speed,
                 ..
-            } => PelcoWords::Standard {
+            } => (
                 pan,
                 tilt,
                 zoom,
-                focus: None,
-                iris: None,
-                pan_speed: if pan.is_some() { scale(pan_speed) } else { 0 },
-                tilt_speed: if tilt.is_some() { scale(tilt_speed) } else { 0 },
-            },
-            PtzCommand::Stop | PtzCommand::LensStop => PelcoWords::Standard {
-                pan: None,
-                tilt: None,
-                zoom: None,
-                focus: None,
-                iris: None,
-                pan_speed: 0,
-                tilt_speed: 0,
-            },
-            PtzCommand::Lens { focus, iris, .. } => PelcoWords::Standard {
-                pan: None,
-                tilt: None,
-                zoom: None,
-                focus,
-                iris,
-                pan_speed: 0,
-                tilt_speed: 0,
-            },
-            // Extended commands (Pelco-D/P manuals: cmd1 = 0, odd cmd2).
-            PtzCommand::PresetSet(p) => PelcoWords::Extended(0x03, 0, p),
-            PtzCommand::PresetDelete(p) => PelcoWords::Extended(0x05, 0, p),
-            PtzCommand::PresetCall(p) => PelcoWords::Extended(0x07, 0, p),
+                None,
+                None,
+                if pan.is_some() { scale(pan_speed) } else { 0 },
+                if tilt.is_some() { scale(tilt_speed) } else { 0 },
+            ),
+            PtzCommand::Stop | PtzCommand::LensStop => (None, None, None, None, None, 0, 0),
+            PtzCommand::Lens { focus, iris, .. } => (None, None, None, focus, iris, 0, 0),
+            // Extended commands (Pelco-D/P manuals: first byte 0, odd second).
+            PtzCommand::PresetSet(p) => return Ok([0, 0x03, 0, p]),
+            PtzCommand::PresetDelete(p) => return Ok([0, 0x05, 0, p]),
+            PtzCommand::PresetCall(p) => return Ok([0, 0x07, 0, p]),
             PtzCommand::Aux { switch, on } => {
-                PelcoWords::Extended(if on { 0x09 } else { 0x0B }, 0, switch)
+                return Ok([0, if on { 0x09 } else { 0x0B }, 0, switch]);
             }
-            _ => return Err(unsupported()),
-        })
+            _ => {
+                return Err(PtzError::Unsupported {
+                    protocol: protocol.name(),
+                    command: self.name(),
+                });
+            }
+        };
+        let mut b = [0, 0, pan_speed, tilt_speed];
+        b[1] |= match zoom {
+            Some(Zoom::Out) => 0x40,
+            Some(Zoom::In) => 0x20,
+            None => 0,
+        } | match tilt {
+            Some(Tilt::Down) => 0x10,
+            Some(Tilt::Up) => 0x08,
+            None => 0,
+        } | match pan {
+            Some(Pan::Left) => 0x04,
+            Some(Pan::Right) => 0x02,
+            None => 0,
+        };
+        match protocol {
+            // Pelco-D: cmd1 bit2 iris close, bit1 iris open, bit0 focus
+            // near; cmd2 bit7 focus far.
+            Pelco::D => {
+                b[0] |= match iris {
+                    Some(Iris::Close) => 0x04,
+                    Some(Iris::Open) => 0x02,
+                    None => 0,
+                };
+                match focus {
+                    Some(Focus::Near) => b[0] |= 0x01,
+                    Some(Focus::Far) => b[1] |= 0x80,
+                    None => {}
+                }
+            }
+            // Pelco-P: data1 bit3 iris close, bit2 iris open, bit1 focus
+            // near, bit0 focus far.
+            Pelco::P => {
+                b[0] |= match iris {
+                    Some(Iris::Close) => 0x08,
+                    Some(Iris::Open) => 0x04,
+                    None => 0,
+                } | match focus {
+                    Some(Focus::Near) => 0x02,
+                    Some(Focus::Far) => 0x01,
+                    None => 0,
+                };
+            }
+        }
+        Ok(b)
     }
 
     /// The 7-byte Pelco-D frame for the head at `address` (1–255).
     pub fn to_pelco_d(&self, address: u8) -> Result<[u8; 7], PtzError> {
         range("Pelco-D address", address.into(), 1, 255)?;
-        let (cmd1, cmd2, data1, data2) = match self.pelco_words("Pelco-D")? {
-            PelcoWords::Standard {
-                pan,
-                tilt,
-                zoom,
-                focus,
-                iris,
-                pan_speed,
-                tilt_speed,
-            } => {
-                let mut cmd1 = 0u8;
-                let mut cmd2 = 0u8;
-                match iris {
-                    Some(Iris::Close) => cmd1 |= 0x04,
-                    Some(Iris::Open) => cmd1 |= 0x02,
-                    None => {}
-                }
-                match focus {
-                    Some(Focus::Near) => cmd1 |= 0x01,
-                    Some(Focus::Far) => cmd2 |= 0x80,
-                    None => {}
-                }
-                match zoom {
-                    Some(Zoom::Out) => cmd2 |= 0x40,
-                    Some(Zoom::In) => cmd2 |= 0x20,
-                    None => {}
-                }
-                match tilt {
-                    Some(Tilt::Down) => cmd2 |= 0x10,
-                    Some(Tilt::Up) => cmd2 |= 0x08,
-                    None => {}
-                }
-                match pan {
-                    Some(Pan::Left) => cmd2 |= 0x04,
-                    Some(Pan::Right) => cmd2 |= 0x02,
-                    None => {}
-                }
-                (cmd1, cmd2, pan_speed, tilt_speed)
-            }
-            PelcoWords::Extended(cmd2, data1, data2) => (0, cmd2, data1, data2),
-        };
+        let [cmd1, cmd2, data1, data2] = self.pelco_body(Pelco::D)?;
         let mut f = [0xFF, address, cmd1, cmd2, data1, data2, 0];
         // Checksum: bytes 2–6 summed mod 256 (the sync byte is left out).
         f[6] = f[1..6].iter().fold(0u8, |s, &x| s.wrapping_add(x));
@@ -531,66 +521,27 @@ impl PtzCommand {
     /// its DIP switches; the wire carries it zero-based).
     pub fn to_pelco_p(&self, address: u8) -> Result<[u8; 8], PtzError> {
         range("Pelco-P address", address.into(), 1, 255)?;
-        let (data1, data2, data3, data4) = match self.pelco_words("Pelco-P")? {
-            PelcoWords::Standard {
-                pan,
-                tilt,
-                zoom,
-                focus,
-                iris,
-                pan_speed,
-                tilt_speed,
-            } => {
-                let mut d1 = 0u8;
-                let mut d2 = 0u8;
-                match iris {
-                    Some(Iris::Close) => d1 |= 0x08,
-                    Some(Iris::Open) => d1 |= 0x04,
-                    None => {}
-                }
-                match focus {
-                    Some(Focus::Near) => d1 |= 0x02,
-                    Some(Focus::Far) => d1 |= 0x01,
-                    None => {}
-                }
-                match zoom {
-                    Some(Zoom::Out) => d2 |= 0x40,
-                    Some(Zoom::In) => d2 |= 0x20,
-                    None => {}
-                }
-                match tilt {
-                    Some(Tilt::Down) => d2 |= 0x10,
-                    Some(Tilt::Up) => d2 |= 0x08,
-                    None => {}
-                }
-                match pan {
-                    Some(Pan::Left) => d2 |= 0x04,
-                    Some(Pan::Right) => d2 |= 0x02,
-                    None => {}
-                }
-                (d1, d2, pan_speed, tilt_speed)
-            }
-            PelcoWords::Extended(cmd2, data1, data2) => (0, cmd2, data1, data2),
-        };
-        let mut f = [0xA0, address - 1, data1, data2, data3, data4, 0xAF, 0];
+        let [d1, d2, d3, d4] = self.pelco_body(Pelco::P)?;
+        let mut f = [0xA0, address - 1, d1, d2, d3, d4, 0xAF, 0];
         // Checksum: XOR of bytes 1–7 (STX through ETX).
         f[7] = f[..7].iter().fold(0u8, |s, &x| s ^ x);
         Ok(f)
     }
 }
 
-enum PelcoWords {
-    Standard {
-        pan: Option<Pan>,
-        tilt: Option<Tilt>,
-        zoom: Option<Zoom>,
-        focus: Option<Focus>,
-        iris: Option<Iris>,
-        pan_speed: u8,
-        tilt_speed: u8,
-    },
-    /// (cmd2 / data2, data1 / data3, data2 / data4)
-    Extended(u8, u8, u8),
+#[derive(Clone, Copy)]
+enum Pelco {
+    D,
+    P,
+}
+
+impl Pelco {
+    fn name(self) -> &'static str {
+        match self {
+            Pelco::D => "Pelco-D",
+            Pelco::P => "Pelco-P",
+        }
+    }
 }
 
 #[cfg(test)]

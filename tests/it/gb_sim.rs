@@ -67,6 +67,50 @@ pub(crate) fn encode(dir: &Path, name: &str, args: &[&str]) -> PathBuf {
     out
 }
 
+/// A 4 s 320x240 H.265 clip (libx265, keyframe every second) and a 4 s
+/// 1 kHz AAC tone (ADTS, 16 kHz mono), made with Debian's FFmpeg.
+pub(crate) fn h265_aac_clip(dir: &Path) -> (PathBuf, PathBuf) {
+    let h265 = encode(
+        dir,
+        "clip.h265",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
+            "-t",
+            "4",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "keyint=25:log-level=error",
+            "-f",
+            "hevc",
+        ],
+    );
+    let aac = encode(
+        dir,
+        "tone.aac",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:sample_rate=16000",
+            "-t",
+            "4",
+            "-c:a",
+            "aac",
+            "-ac",
+            "1",
+            "-f",
+            "adts",
+        ],
+    );
+    (h265, aac)
+}
+
 pub(crate) async fn setup(gw: &Gateway) {
     sip_settings(
         gw,
@@ -167,44 +211,7 @@ async fn sim_tcp_passive_h264_g711a_and_on_demand_bye() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sim_tcp_active_h265_aac() {
     let dir = tempfile::tempdir().unwrap();
-    let h265 = encode(
-        dir.path(),
-        "clip.h265",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25",
-            "-t",
-            "4",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx265",
-            "-x265-params",
-            "keyint=25:log-level=error",
-            "-f",
-            "hevc",
-        ],
-    );
-    let aac = encode(
-        dir.path(),
-        "tone.aac",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=16000",
-            "-t",
-            "4",
-            "-c:a",
-            "aac",
-            "-ac",
-            "1",
-            "-f",
-            "adts",
-        ],
-    );
+    let (h265, aac) = h265_aac_clip(dir.path());
     let gw = Gateway::start(GatewayOptions::default());
     setup(&gw).await;
     let sim = Sim::start(

@@ -346,46 +346,9 @@ async fn h264_aac_camera_over_rtsp_out_tcp_udp_ffmpeg_5_and_9_and_teardown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn gb28181_h265_aac_over_rtsp_out() {
-    use crate::gb_sim::{SIM_DEVICE, Sim, encode, first_camera, setup};
+    use crate::gb_sim::{SIM_DEVICE, Sim, first_camera, h265_aac_clip, setup};
     let dir = tempfile::tempdir().unwrap();
-    let h265 = encode(
-        dir.path(),
-        "clip.h265",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=320x240:rate=25",
-            "-t",
-            "4",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx265",
-            "-x265-params",
-            "keyint=25:log-level=error",
-            "-f",
-            "hevc",
-        ],
-    );
-    let aac = encode(
-        dir.path(),
-        "tone.aac",
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=1000:sample_rate=16000",
-            "-t",
-            "4",
-            "-c:a",
-            "aac",
-            "-ac",
-            "1",
-            "-f",
-            "adts",
-        ],
-    );
+    let (h265, aac) = h265_aac_clip(dir.path());
     let gw = Gateway::start(GatewayOptions::default());
     setup(&gw).await;
     let _sim = Sim::start(&gw, &h265, &["--audio", "aac-file", aac.to_str().unwrap()]);
