@@ -28,6 +28,7 @@ pub struct App {
     pub gb_live: Arc<crate::gb::live::GbStreams>,
     pub ptz: Arc<crate::ptz::PtzService>,
     pub downloads: Arc<crate::egress::download::Downloads>,
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     media: Arc<RwLock<MediaSettings>>,
     /// CORS policy in force; replaced on SIGHUP.
     pub cors: crate::api::SharedCorsPolicy,
@@ -140,6 +141,12 @@ impl App {
         );
         let ptz = crate::ptz::PtzService::new(gb.clone(), store.clone());
         let downloads = crate::egress::download::Downloads::new(&config.data_dir);
+        let webhooks = crate::webhooks::Webhooks::start(
+            store.clone(),
+            gb.notices(),
+            hub.clone(),
+            shutdown.clone(),
+        );
         // Validated when the configuration was loaded.
         let cors = crate::api::CorsPolicy::new(&config.cors_allowed_origins).unwrap_or_default();
         let app = Arc::new(Self {
@@ -150,6 +157,7 @@ impl App {
             gb_live,
             ptz,
             downloads,
+            webhooks,
             store,
             hub,
             flv: FlvOutputs::new(FanoutConfig::default()),

@@ -17,6 +17,7 @@ mod sources;
 mod streams;
 mod tokens;
 mod viewer;
+mod webhooks;
 mod whep;
 
 use std::sync::Arc;
@@ -68,6 +69,10 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/devices/{id}/channels"),
     ("GET", "/api/v1/events"),
     ("GET", "/metrics"),
+    ("GET", "/api/v1/webhooks"),
+    ("POST", "/api/v1/webhooks"),
+    ("DELETE", "/api/v1/webhooks/{id}"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries"),
     ("POST", "/api/v1/events/{id}/ack"),
     ("PATCH", "/api/v1/channels/{device_id}/{channel_id}"),
     ("POST", "/api/v1/channels/{device_id}/{channel_id}/play"),
@@ -233,6 +238,9 @@ pub fn router(app: AppState) -> Router {
             axum::routing::post(downloads::start),
         )
         .route("/downloads", get(downloads::list))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route(
             "/downloads/{id}",
             get(downloads::get).delete(downloads::delete),

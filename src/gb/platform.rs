@@ -223,6 +223,8 @@ pub struct Platform {
     /// MediaStatus notifications (device, channel, NotifyType): playback
     /// and download sessions end on 121.
     media_status: tokio::sync::broadcast::Sender<MediaStatusNote>,
+    /// Stored events, for webhooks.
+    notices: tokio::sync::broadcast::Sender<crate::webhooks::Notice>,
 }
 
 /// A device's Notify/MediaStatus.
@@ -314,6 +316,7 @@ impl Platform {
         let realm = settings.domain.clone();
         let platform = Arc::new(Self {
             media_status: tokio::sync::broadcast::channel(64).0,
+            notices: tokio::sync::broadcast::channel(1024).0,
             endpoint,
             store,
             settings: RwLock::new(settings),
@@ -368,6 +371,11 @@ impl Platform {
             inner.ssrcs.set_domain(&s.domain);
         }
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = s;
+    }
+
+    /// Every event the platform stores, from now on (for webhooks).
+    pub fn notices(&self) -> tokio::sync::broadcast::Receiver<crate::webhooks::Notice> {
+        self.notices.subscribe()
     }
 
     /// The SIP endpoint's counters.
@@ -1082,6 +1090,11 @@ impl Platform {
         message: String,
         data: Option<&serde_json::Value>,
     ) {
+        let mut notice = crate::webhooks::Notice::new(kind, message.clone());
+        notice.device_id = device_id.map(str::to_owned);
+        notice.channel_id = channel_id.map(str::to_owned);
+        notice.data = data.cloned();
+        let _ = self.notices.send(notice);
         let (d, ch, data) = (
             device_id.map(str::to_owned),
             channel_id.map(str::to_owned),

@@ -11,6 +11,7 @@ pub mod ptz;
 mod settings;
 mod sources;
 mod tokens;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0005_token_digest.sql"),
     include_str!("../../migrations/0006_ptz_serial.sql"),
     include_str!("../../migrations/0007_event_ack.sql"),
+    include_str!("../../migrations/0008_webhooks.sql"),
 ];
 
 pub fn migrations() -> Migrations<'static> {
@@ -249,5 +251,9 @@ pub mod db {
         count as count_tokens, delete as delete_token,
         digest_candidates as token_digest_candidates, generate as generate_token,
         insert as insert_token, list as list_tokens, touch as touch_token, verify as verify_token,
+    };
+    pub use super::webhooks::{
+        Delivery, Webhook, delete_webhook, due_deliveries, get_webhook, insert_webhook,
+        list_deliveries, list_webhooks, queue_delivery, record_attempt,
     };
 }

@@ -19,4 +19,5 @@ mod rtsp_flv;
 mod rtsp_out;
 mod sip_fixtures;
 mod store;
+mod webhooks;
 mod webrtc;
