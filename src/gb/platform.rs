@@ -225,7 +225,12 @@ pub struct Platform {
     media_status: tokio::sync::broadcast::Sender<MediaStatusNote>,
     /// Stored events, for webhooks.
     notices: tokio::sync::broadcast::Sender<crate::webhooks::Notice>,
+    /// Events the store refused (disk full, read-only), retried in order.
+    unstored_events: Mutex<std::collections::VecDeque<crate::webhooks::Notice>>,
 }
+
+/// Events kept in memory while the store refuses writes.
+const MAX_UNSTORED_EVENTS: usize = 1000;
 
 /// A device's Notify/MediaStatus.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -317,6 +322,7 @@ impl Platform {
         let platform = Arc::new(Self {
             media_status: tokio::sync::broadcast::channel(64).0,
             notices: tokio::sync::broadcast::channel(1024).0,
+            unstored_events: Mutex::default(),
             endpoint,
             store,
             settings: RwLock::new(settings),
@@ -1090,31 +1096,36 @@ impl Platform {
         message: String,
         data: Option<&serde_json::Value>,
     ) {
-        let mut notice = crate::webhooks::Notice::new(kind, message.clone());
+        let mut notice = crate::webhooks::Notice::new(kind, message);
         notice.device_id = device_id.map(str::to_owned);
         notice.channel_id = channel_id.map(str::to_owned);
         notice.data = data.cloned();
-        let _ = self.notices.send(notice);
-        let (d, ch, data) = (
-            device_id.map(str::to_owned),
-            channel_id.map(str::to_owned),
-            data.cloned(),
-        );
-        if let Err(e) = self
+        let _ = self.notices.send(notice.clone());
+        // Earlier refused events go first, so the log keeps its order.
+        if !lock(&self.unstored_events).is_empty() {
+            self.retry_events().await;
+        }
+        let ev = notice.clone();
+        let stored = self
             .store
             .call(move |c| {
                 db::insert_event(
                     c,
-                    kind,
-                    d.as_deref(),
-                    ch.as_deref(),
-                    &message,
-                    data.as_ref(),
+                    &ev.kind,
+                    ev.device_id.as_deref(),
+                    ev.channel_id.as_deref(),
+                    &ev.message,
+                    ev.data.as_ref(),
                 )
             })
-            .await
-        {
-            tracing::warn!(kind, error = %e, "cannot store event");
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(kind, error = %e, "cannot store event; kept in memory and retried");
+            let mut q = lock(&self.unstored_events);
+            if q.len() >= MAX_UNSTORED_EVENTS {
+                q.pop_front();
+            }
+            q.push_back(notice);
         }
     }
 
@@ -1496,6 +1507,7 @@ impl Platform {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_flush = Instant::now();
+        let mut last_retry = Instant::now();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -1505,6 +1517,10 @@ impl Platform {
             if last_flush.elapsed() >= Duration::from_secs(30) {
                 last_flush = Instant::now();
                 self.flush_keepalives().await;
+            }
+            if last_retry.elapsed() >= Duration::from_secs(2) {
+                last_retry = Instant::now();
+                self.retry_events().await;
             }
         }
     }
@@ -1609,8 +1625,41 @@ impl Platform {
             return;
         }
         let n = batch.len();
+        let ids: Vec<String> = batch.iter().map(|b| b.0.clone()).collect();
         if let Err(e) = self.store.call(move |c| db::touch_devices(c, &batch)).await {
-            tracing::warn!(devices = n, error = %e, "cannot store keepalive times; kept in memory");
+            tracing::warn!(devices = n, error = %e, "cannot store keepalive times; kept in memory and retried");
+            lock(&self.inner).dirty.extend(ids);
+        }
+    }
+
+    /// Stores events that could not be written (full or read-only disk),
+    /// oldest first; stops at the first failure.
+    async fn retry_events(&self) {
+        loop {
+            let Some(ev) = lock(&self.unstored_events).front().cloned() else {
+                return;
+            };
+            let e2 = ev.clone();
+            let stored = self
+                .store
+                .call(move |c| {
+                    db::insert_event(
+                        c,
+                        &e2.kind,
+                        e2.device_id.as_deref(),
+                        e2.channel_id.as_deref(),
+                        &e2.message,
+                        e2.data.as_ref(),
+                    )
+                })
+                .await;
+            match stored {
+                Ok(_) => {
+                    lock(&self.unstored_events).pop_front();
+                    tracing::info!(kind = ev.kind, "event stored on retry");
+                }
+                Err(_) => return,
+            }
         }
     }
 

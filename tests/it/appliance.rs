@@ -544,6 +544,11 @@ async fn full_disk_keeps_streaming_and_refuses_writes_cleanly() {
         .unwrap();
     assert_eq!(viewer.status().as_u16(), 200);
     viewer.chunk().await.unwrap().expect("FLV bytes");
+    // A GB28181 device too: its events are written while the disk is full.
+    crate::gb_sim::setup(&gw).await;
+    let mut sim =
+        crate::gb_sim::Sim::start(&gw, &crate::common::fixture("h264-es/240x320.h264"), &[]);
+    crate::gb_sim::first_camera(&gw).await;
 
     let data = gw.dir.path().join("data");
     let filler = fill(&data);
@@ -589,7 +594,43 @@ async fn full_disk_keeps_streaming_and_refuses_writes_cleanly() {
         more += chunk.len();
     }
 
+    // The device leaves while the disk is full: its event cannot be
+    // stored yet, and is kept for later.
+    crate::common::signal(sim.child.id(), "TERM");
+    let _ = crate::common::wait_child(&mut sim.child, Duration::from_secs(10));
+    gw.logs
+        .wait_for("the refused event", Duration::from_secs(10), |l| {
+            l.contains("cannot store event; kept in memory and retried")
+        });
+    let offline = |gw: &Gateway| {
+        let gw_url = gw.url("/api/v1/events?kind=device_offline");
+        async move {
+            let r = Gateway::client()
+                .get(gw_url)
+                .bearer_auth(crate::common::TOKEN)
+                .send()
+                .await
+                .unwrap();
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    assert_eq!(offline(&gw).await.as_array().map(Vec::len), Some(0));
+
     std::fs::remove_file(filler).unwrap();
+    // Space again: the kept event is stored within seconds, in order.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let ev = offline(&gw).await;
+        if ev.as_array().is_some_and(|a| !a.is_empty()) {
+            assert_eq!(ev[0]["device_id"], crate::gb_sim::SIM_DEVICE, "{ev}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the kept event was never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (status, body) = gw
         .api(
             reqwest::Method::POST,
