@@ -29,6 +29,9 @@ pub struct App {
     pub ptz: Arc<crate::ptz::PtzService>,
     pub downloads: Arc<crate::egress::download::Downloads>,
     pub webhooks: Arc<crate::webhooks::Webhooks>,
+    /// Signs viewer URLs (`[viewer] signed_url_ttl_secs`); made once, kept
+    /// in the database, never shown.
+    viewer_key: Vec<u8>,
     media: Arc<RwLock<MediaSettings>>,
     /// CORS policy in force; replaced on SIGHUP.
     pub cors: crate::api::SharedCorsPolicy,
@@ -141,6 +144,16 @@ impl App {
         );
         let ptz = crate::ptz::PtzService::new(gb.clone(), store.clone());
         let downloads = crate::egress::download::Downloads::new(&config.data_dir);
+        let viewer_key = store.call_sync(|c| {
+            const KEY: &str = "viewer_url_key";
+            if let Some(k) = db::get_setting::<String>(c, KEY)? {
+                return Ok(k);
+            }
+            let k = crate::util::random_hex(32)
+                .map_err(|e| StoreError::Worker(format!("no randomness from the OS: {e}")))?;
+            db::put_setting(c, KEY, &k)?;
+            Ok(k)
+        })?;
         let webhooks = crate::webhooks::Webhooks::start(
             store.clone(),
             gb.notices(),
@@ -158,6 +171,7 @@ impl App {
             ptz,
             downloads,
             webhooks,
+            viewer_key: viewer_key.into_bytes(),
             store,
             hub,
             flv: FlvOutputs::new(FanoutConfig::default()),
@@ -182,6 +196,11 @@ impl App {
         }
         tracing::info!(sources = sources.len(), "sources loaded");
         Ok(app)
+    }
+
+    /// The key that signs viewer URLs.
+    pub fn viewer_key(&self) -> &[u8] {
+        &self.viewer_key
     }
 
     /// The RTSP server's bound port; `None` while it is not running.

@@ -168,6 +168,9 @@ pub struct RtspServerFile {
 pub struct ViewerFile {
     /// Require an API token (any role) to watch [default: false].
     pub require_token: Option<bool>,
+    /// Viewer URLs must carry a signature valid this long; the play and
+    /// streams APIs hand out signed URLs [default: 0 = off].
+    pub signed_url_ttl_secs: Option<u64>,
 }
 
 /// `[webrtc]`: WHEP playback.
@@ -299,6 +302,8 @@ pub struct Config {
     pub rtsp_server: crate::egress::rtsp::RtspServerConfig,
     /// Live outputs (FLV, HLS, RTSP, WebRTC) require an API token.
     pub viewer_require_token: bool,
+    /// Live outputs require a signed URL (or an API token) valid this long.
+    pub viewer_signed_ttl: Option<Duration>,
     pub webrtc: crate::egress::webrtc::WebRtcConfig,
 }
 
@@ -435,6 +440,7 @@ impl Config {
                 .viewer_require_token
                 .or(file.viewer.require_token)
                 .unwrap_or(false),
+            viewer_signed_ttl: file.viewer.signed_url_ttl_secs.filter(|s| *s > 0).map(secs),
             webrtc: {
                 let d = crate::egress::webrtc::WebRtcConfig::default();
                 crate::egress::webrtc::WebRtcConfig {

@@ -47,7 +47,7 @@ pub async fn flv(
     let id = file
         .strip_suffix(".flv")
         .ok_or_else(|| ApiError::not_found("live URLs end in .flv"))?;
-    super::viewer::authorize(&app, req.headers(), req.uri().query()).await?;
+    super::viewer::authorize(&app, req.headers(), req.uri().query(), id).await?;
     let stream = find_stream(&app, id).await?;
     let upgrade = if is_websocket(&req) {
         let (mut parts, _) = req.into_parts();
@@ -141,7 +141,7 @@ pub async fn hls(
 ) -> Result<Response, ApiError> {
     use crate::egress::hls::output::HlsWait;
     use crate::egress::hls::{HlsFile, HlsRequestError};
-    let query_token = super::viewer::authorize(&app, &headers, query.as_deref()).await?;
+    let carry = super::viewer::authorize(&app, &headers, query.as_deref(), &id).await?;
     let stream = find_stream(&app, &id).await?;
     let shared = app.hls.touch(&stream);
     // The first playlist needs a whole segment: the source's start plus up
@@ -184,17 +184,7 @@ pub async fn hls(
     })?;
     Ok(match request {
         HlsFile::Playlist { msn, part } => {
-            let uri_query = query_token.map(|t| {
-                // RFC 3986 unreserved characters stay as they are.
-                const QUERY_VALUE: &percent_encoding::AsciiSet =
-                    &percent_encoding::NON_ALPHANUMERIC
-                        .remove(b'-')
-                        .remove(b'.')
-                        .remove(b'_')
-                        .remove(b'~');
-                let t = percent_encoding::utf8_percent_encode(&t, QUERY_VALUE);
-                format!("token={t}")
-            });
+            let uri_query = carry;
             let text = shared
                 .playlist(msn, part, uri_query, timeout)
                 .await

@@ -36,6 +36,11 @@ pub use settings::SipSettingsUpdate;
 pub use sources::{SourceCreate, SourcePatch};
 pub use tokens::TokenCreate;
 
+/// Whether `query` holds a valid, unexpired signature for `stream`.
+pub fn viewer_signature_ok(key: &[u8], stream: &str, query: Option<&str>) -> bool {
+    viewer::signature_ok(key, stream, query).is_some()
+}
+
 use crate::app::App;
 
 pub type AppState = Arc<App>;
@@ -324,16 +329,20 @@ pub fn stream_urls(app: &App, headers: &HeaderMap, id: &str) -> StreamUrls {
         .filter(|h| h.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
         .unwrap_or_else(|| fallback.to_string());
+    // Signed viewer URLs carry `?exp=…&sig=…`; the WHEP URL too (its POST
+    // is checked the same way).
+    let q = viewer::signed_query(app, id).map_or(String::new(), |q| format!("?{q}"));
     StreamUrls {
-        http_flv: format!("http://{host}/live/{id}.flv"),
-        ws_flv: format!("ws://{host}/live/{id}.flv"),
-        hls: format!("http://{host}/live/{id}/index.m3u8"),
-        rtsp: rtsp_port.map(|port| format!("rtsp://{}:{port}/live/{id}", host_without_port(&host))),
+        http_flv: format!("http://{host}/live/{id}.flv{q}"),
+        ws_flv: format!("ws://{host}/live/{id}.flv{q}"),
+        hls: format!("http://{host}/live/{id}/index.m3u8{q}"),
+        rtsp: rtsp_port
+            .map(|port| format!("rtsp://{}:{port}/live/{id}{q}", host_without_port(&host))),
         whep: app
             .config
             .webrtc
             .enabled
-            .then(|| format!("http://{host}/live/{id}/whep")),
+            .then(|| format!("http://{host}/live/{id}/whep{q}")),
     }
 }
 

@@ -80,7 +80,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     // WHEP's own scheme is a Bearer token (RFC 9725 §4.5); `?token=` too.
-    super::viewer::authorize(&app, &headers, query.as_deref()).await?;
+    super::viewer::authorize(&app, &headers, query.as_deref(), &id).await?;
     if !content_type_is(&headers, "application/sdp") {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

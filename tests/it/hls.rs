@@ -187,3 +187,48 @@ async fn viewer_tokens_guard_flv_and_hls_when_required() {
     let (status, _, _) = get_text(&url).await;
     assert_eq!(status, 401);
 }
+
+/// With `[viewer] signed_url_ttl_secs`, the API hands out signed URLs
+/// (`?exp=…&sig=…`) that FFmpeg plays over FLV, LL-HLS and RTSP; unsigned,
+/// tampered or other-stream URLs are refused, an API token still works.
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_viewer_urls_play_everywhere_and_nothing_else_does() {
+    let cam = Camera::start();
+    let gw = Gateway::start(GatewayOptions {
+        config_toml: "[viewer]\nsigned_url_ttl_secs = 120\n".into(),
+        ..GatewayOptions::default()
+    });
+    gw.add_source("gate", &cam.url("h264aac"), "tcp").await;
+    let (_, source) = gw
+        .api(reqwest::Method::GET, "/api/v1/sources/gate", None)
+        .await;
+    let urls = source["urls"].clone();
+    for k in ["http_flv", "ws_flv", "hls", "rtsp", "whep"] {
+        let u = urls[k].as_str().unwrap();
+        assert!(u.contains("?exp=") && u.contains("&sig="), "{k}: {u}");
+    }
+    let flv = urls["http_flv"].as_str().unwrap().to_owned();
+    let log = ffmpeg_decode(&crate::common::ffmpeg_debian(), &flv, 30).await;
+    assert!(decoded_frames(&log) >= 30, "{log}");
+    let hls = urls["hls"].as_str().unwrap().to_owned();
+    let log = ffmpeg_decode(&ffmpeg9(), &hls, 30).await;
+    assert!(decoded_frames(&log) >= 30, "{log}");
+    let rtsp = urls["rtsp"].as_str().unwrap().to_owned();
+    let log = crate::rtsp_out::decode_ok(&crate::common::ffmpeg_debian(), "tcp", &rtsp, 30).await;
+    assert!(decoded_frames(&log) >= 30, "{log}");
+
+    let (query, sig) = flv.split_once("&sig=").unwrap();
+    let tampered = format!("{query}&sig={}", "0".repeat(sig.len()));
+    let other = flv.replace("/live/gate.flv", "/live/yard.flv");
+    for bad in [gw.url("/live/gate.flv"), tampered, other] {
+        let (status, body, _) = get_text(&bad).await;
+        assert_eq!(status, 401, "{bad}: {body}");
+    }
+    let r = Gateway::client()
+        .get(gw.url("/live/gate/index.m3u8"))
+        .bearer_auth(crate::common::TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}

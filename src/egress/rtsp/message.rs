@@ -359,6 +359,8 @@ pub struct Target {
     pub stream: String,
     pub track: Option<usize>,
     pub token: Option<String>,
+    /// The URL's query as sent (signed viewer URLs: `exp=…&sig=…`).
+    pub query: Option<String>,
     /// `rtsp://host:port/live/{stream}/`: the Content-Base of DESCRIBE.
     pub base: String,
 }
@@ -427,6 +429,7 @@ pub fn parse_target(uri: &str) -> Result<Target, TargetError> {
         stream: stream.to_owned(),
         track,
         token,
+        query: query.filter(|q| q.len() <= 512).map(str::to_owned),
     })
 }
 

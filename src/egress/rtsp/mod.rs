@@ -314,6 +314,8 @@ struct Conn {
     local: SocketAddr,
     out: ConnOut,
     authed: bool,
+    /// The stream a signed URL let this connection watch.
+    signed_for: Option<String>,
     described: Option<Described>,
     /// Sessions set up on this connection.
     sessions: Vec<String>,
@@ -338,6 +340,7 @@ async fn run_connection(shared: Arc<Shared>, socket: TcpStream, peer: SocketAddr
             closed: closed.clone(),
         },
         authed: false,
+        signed_for: None,
         described: None,
         sessions: Vec::new(),
     };
@@ -526,8 +529,23 @@ impl Conn {
     ) -> Result<(), Response> {
         // A session id is 64 random bits handed out only after
         // authentication: knowing one is as good as a credential.
-        if !self.shared.app.config.viewer_require_token || self.authed || known_session {
+        let signed = self.shared.app.config.viewer_signed_ttl.is_some();
+        if (!self.shared.app.config.viewer_require_token && !signed) || self.authed || known_session
+        {
             return Ok(());
+        }
+        // A signed URL (from the play or streams API) is good for its
+        // stream; SETUP and PLAY name the stream without the query, so the
+        // connection remembers it.
+        if signed && let Some(t) = target {
+            if self.signed_for.as_deref() == Some(t.stream.as_str()) {
+                return Ok(());
+            }
+            let key = self.shared.app.viewer_key();
+            if crate::api::viewer_signature_ok(key, &t.stream, t.query.as_deref()) {
+                self.signed_for = Some(t.stream.clone());
+                return Ok(());
+            }
         }
         let ip = self.peer.ip();
         let schemes = self.shared.config.auth_schemes.clone();
