@@ -6,6 +6,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState};
+
 use crate::store::{TokenInfo, TokenRole, db};
 
 /// Who is calling; inserted by [`require_token`].
@@ -46,6 +47,33 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
             .ok_or_else(|| ApiError::unauthorized("authentication required"))
     }
 }
+
+/// A caller with at least the operator role, checked before the request
+/// body is read (so a weaker token gets 403 whatever it sent).
+pub struct RequireOperator(pub Caller);
+
+/// A caller with the admin role, checked before the request body is read.
+pub struct RequireAdmin(pub Caller);
+
+macro_rules! role_extractor {
+    ($name:ident, $role:expr) => {
+        impl<S: Send + Sync> axum::extract::FromRequestParts<S> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(
+                parts: &mut axum::http::request::Parts,
+                state: &S,
+            ) -> Result<Self, Self::Rejection> {
+                let caller = Caller::from_request_parts(parts, state).await?;
+                caller.require($role)?;
+                Ok($name(caller))
+            }
+        }
+    };
+}
+
+role_extractor!(RequireOperator, TokenRole::Operator);
+role_extractor!(RequireAdmin, TokenRole::Admin);
 
 const MAX_TOKEN_LEN: usize = 256;
 

@@ -8,11 +8,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, AppState, Caller, StreamUrls, stream_urls};
+use super::{ApiError, ApiJson, AppState, StreamUrls, stream_urls};
+use super::{RequireAdmin, RequireOperator};
 use crate::egress::wait_for_media;
 use crate::gb::live::{LiveError, SessionInfo, stream_id};
 use crate::gb::media::MediaTransport;
-use crate::store::{TokenRole, db};
+use crate::store::db;
 
 #[derive(Deserialize, Debug, Default)]
 #[serde(deny_unknown_fields)]
@@ -67,12 +68,11 @@ pub(super) async fn channel_transport(
 /// a grace period after its last viewer.
 pub async fn play(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     headers: HeaderMap,
     Path((device_id, channel_id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<PlayResponse>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let body: PlayRequest = if body.iter().all(u8::is_ascii_whitespace) {
         PlayRequest::default()
     } else {
@@ -118,10 +118,9 @@ pub async fn play(
 /// Stops the channel's live stream now (BYE), whoever watches.
 pub async fn stop(
     State(app): State<AppState>,
-    caller: Caller,
+    RequireOperator(_caller): RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let id = stream_id(&device_id, &channel_id);
     if app.gb_live.stop(&id) {
         // Give the BYE a moment so the caller sees the session gone.
@@ -141,11 +140,10 @@ pub struct ChannelPatch {
 
 pub async fn update(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(body): ApiJson<ChannelPatch>,
 ) -> Result<Json<db::ChannelRecord>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let (d, c) = (device_id.clone(), channel_id.clone());
     if let Some(t) = &body.transport {
         let t = parse_transport(t)?.as_str();

@@ -6,12 +6,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::{ApiError, ApiJson, ApiQuery, AppState, Caller};
+use super::{ApiError, ApiJson, ApiQuery, AppState};
+use super::{RequireAdmin, RequireOperator};
 use crate::gb::manscdp::{Body, Charset};
 use crate::gb::platform::valid_device_id;
 use crate::gb::{Answer, DeviceRuntime, GbError};
 use crate::sip::digest;
-use crate::store::{TokenRole, db};
+use crate::store::db;
 
 /// A device as the API shows it: the stored record plus live state.
 #[derive(Serialize, Debug)]
@@ -192,10 +193,9 @@ fn parse_charset(label: &str) -> Result<&'static str, ApiError> {
 
 pub async fn create(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     ApiJson(body): ApiJson<DeviceCreate>,
 ) -> Result<(StatusCode, Json<DeviceView>), ApiError> {
-    caller.require(TokenRole::Admin)?;
     if !valid_device_id(&body.id) {
         return Err(ApiError::invalid_field(
             "id",
@@ -234,11 +234,10 @@ pub async fn create(
 
 pub async fn update(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<DevicePatch>,
 ) -> Result<Json<DeviceView>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let mut u = db::DeviceUpdate::default();
     if let Some(n) = &body.name {
         if let Some(n) = n {
@@ -278,10 +277,9 @@ pub async fn update(
 
 pub async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let key = id.clone();
     if !app.store.call(move |c| db::delete_device(c, &key)).await? {
         return Err(ApiError::not_found(format!("no device {id}")));
@@ -323,10 +321,9 @@ async fn require_known(app: &AppState, id: &str) -> Result<(), ApiError> {
 
 pub async fn catalog_refresh(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path(id): Path<String>,
 ) -> Result<Json<crate::gb::CatalogSummary>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     require_known(&app, &id).await?;
     match app.gb.query(&id, "Catalog", &[]).await? {
         Answer::Catalog(s) => Ok(Json(s)),
@@ -442,10 +439,9 @@ pub struct Acknowledged {
 /// GB/T 28181-2016 A.2.3.1.6) and records who acknowledged it.
 pub async fn acknowledge(
     State(app): State<AppState>,
-    caller: Caller,
+    RequireOperator(caller): RequireOperator,
     Path(id): Path<i64>,
 ) -> Result<Json<Acknowledged>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let event = app
         .store
         .call(move |c| db::get_event(c, id))

@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::RequireOperator;
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::egress::download::{DownloadError, DownloadInfo};
 use crate::gb::media::MediaTransport;
@@ -40,11 +41,10 @@ impl From<DownloadError> for ApiError {
 /// the download's id and progress once the device accepted and sends.
 pub async fn start(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<DownloadRequest>,
 ) -> Result<(StatusCode, Json<DownloadInfo>), ApiError> {
-    caller.require(TokenRole::Operator)?;
     if req.end <= req.start {
         return Err(ApiError::invalid_field("end", "end must be after start"));
     }
@@ -151,10 +151,9 @@ pub async fn file(
 
 pub async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path(id): Path<u64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Operator)?;
     app.downloads.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -27,7 +27,7 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use serde::Serialize;
 
-pub use auth::Caller;
+pub use auth::{Caller, RequireAdmin, RequireOperator};
 pub use cors::{CorsPolicy, SharedCorsPolicy};
 pub use devices::{DeviceCreate, DevicePatch};
 pub use error::ApiError;
@@ -45,93 +45,141 @@ use crate::app::App;
 
 pub type AppState = Arc<App>;
 
-/// Every REST route behind authentication, as (method, path template). The
-/// router is built from the same handlers; a test checks each of these answers
-/// 401 without a token.
-pub const AUTHENTICATED_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/v1/sources"),
-    ("POST", "/api/v1/sources"),
-    ("GET", "/api/v1/sources/{name}"),
-    ("PATCH", "/api/v1/sources/{name}"),
-    ("DELETE", "/api/v1/sources/{name}"),
-    ("GET", "/api/v1/streams"),
-    ("GET", "/api/v1/streams/{id}"),
-    ("GET", "/api/v1/tokens"),
-    ("POST", "/api/v1/tokens"),
-    ("DELETE", "/api/v1/tokens/{id}"),
-    ("GET", "/api/v1/settings/media"),
-    ("PUT", "/api/v1/settings/media"),
-    ("GET", "/api/v1/settings/sip"),
-    ("PUT", "/api/v1/settings/sip"),
-    ("GET", "/api/v1/devices"),
-    ("POST", "/api/v1/devices"),
-    ("GET", "/api/v1/devices/{id}"),
-    ("PATCH", "/api/v1/devices/{id}"),
-    ("DELETE", "/api/v1/devices/{id}"),
-    ("POST", "/api/v1/devices/{id}/catalog/refresh"),
-    ("GET", "/api/v1/devices/{id}/info"),
-    ("GET", "/api/v1/devices/{id}/status"),
-    ("GET", "/api/v1/devices/{id}/channels"),
-    ("GET", "/api/v1/events"),
-    ("GET", "/metrics"),
-    ("GET", "/api/v1/webhooks"),
-    ("POST", "/api/v1/webhooks"),
-    ("DELETE", "/api/v1/webhooks/{id}"),
-    ("GET", "/api/v1/webhooks/{id}/deliveries"),
-    ("POST", "/api/v1/events/{id}/ack"),
-    ("PATCH", "/api/v1/channels/{device_id}/{channel_id}"),
-    ("POST", "/api/v1/channels/{device_id}/{channel_id}/play"),
-    ("DELETE", "/api/v1/channels/{device_id}/{channel_id}/play"),
-    ("POST", "/api/v1/channels/{device_id}/{channel_id}/ptz"),
-    ("POST", "/api/v1/channels/{device_id}/{channel_id}/cruise"),
-    ("POST", "/api/v1/channels/{device_id}/{channel_id}/scan"),
-    ("GET", "/api/v1/channels/{device_id}/{channel_id}/presets"),
+/// Every REST route behind authentication, as (method, path template, the
+/// least role it takes). A test checks each answers 401 without a token and
+/// 403 to a token of a weaker role (checked before the body is read).
+pub const AUTHENTICATED_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/sources", "viewer"),
+    ("POST", "/api/v1/sources", "admin"),
+    ("GET", "/api/v1/sources/{name}", "viewer"),
+    ("PATCH", "/api/v1/sources/{name}", "admin"),
+    ("DELETE", "/api/v1/sources/{name}", "admin"),
+    ("GET", "/api/v1/streams", "viewer"),
+    ("GET", "/api/v1/streams/{id}", "viewer"),
+    ("GET", "/api/v1/tokens", "admin"),
+    ("POST", "/api/v1/tokens", "admin"),
+    ("DELETE", "/api/v1/tokens/{id}", "admin"),
+    ("GET", "/api/v1/settings/media", "viewer"),
+    ("PUT", "/api/v1/settings/media", "admin"),
+    ("GET", "/api/v1/settings/sip", "viewer"),
+    ("PUT", "/api/v1/settings/sip", "admin"),
+    ("GET", "/api/v1/devices", "viewer"),
+    ("POST", "/api/v1/devices", "admin"),
+    ("GET", "/api/v1/devices/{id}", "viewer"),
+    ("PATCH", "/api/v1/devices/{id}", "admin"),
+    ("DELETE", "/api/v1/devices/{id}", "admin"),
+    ("POST", "/api/v1/devices/{id}/catalog/refresh", "operator"),
+    ("GET", "/api/v1/devices/{id}/info", "viewer"),
+    ("GET", "/api/v1/devices/{id}/status", "viewer"),
+    ("GET", "/api/v1/devices/{id}/channels", "viewer"),
+    ("GET", "/api/v1/events", "viewer"),
+    ("GET", "/metrics", "viewer"),
+    ("GET", "/api/v1/webhooks", "admin"),
+    ("POST", "/api/v1/webhooks", "admin"),
+    ("DELETE", "/api/v1/webhooks/{id}", "admin"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries", "admin"),
+    ("POST", "/api/v1/events/{id}/ack", "operator"),
+    (
+        "PATCH",
+        "/api/v1/channels/{device_id}/{channel_id}",
+        "admin",
+    ),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/play",
+        "operator",
+    ),
+    (
+        "DELETE",
+        "/api/v1/channels/{device_id}/{channel_id}/play",
+        "operator",
+    ),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/ptz",
+        "operator",
+    ),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/cruise",
+        "operator",
+    ),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/scan",
+        "operator",
+    ),
+    (
+        "GET",
+        "/api/v1/channels/{device_id}/{channel_id}/presets",
+        "operator",
+    ),
     (
         "PUT",
         "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}",
+        "operator",
     ),
     (
         "DELETE",
         "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}",
+        "operator",
     ),
     (
         "POST",
         "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}/call",
+        "operator",
     ),
-    ("POST", "/api/v1/devices/{id}/control"),
+    ("POST", "/api/v1/devices/{id}/control", "operator"),
     (
         "GET",
         "/api/v1/channels/{device_id}/{channel_id}/ptz/serial",
+        "operator",
     ),
     (
         "PUT",
         "/api/v1/channels/{device_id}/{channel_id}/ptz/serial",
+        "admin",
     ),
     (
         "DELETE",
         "/api/v1/channels/{device_id}/{channel_id}/ptz/serial",
+        "admin",
     ),
     (
         "POST",
         "/api/v1/channels/{device_id}/{channel_id}/ptz/precise",
+        "operator",
     ),
-    ("PUT", "/api/v1/channels/{device_id}/{channel_id}/home"),
-    ("GET", "/api/v1/channels/{device_id}/{channel_id}/records"),
-    ("POST", "/api/v1/channels/{device_id}/{channel_id}/playback"),
-    ("POST", "/api/v1/playback/{stream}/control"),
-    ("DELETE", "/api/v1/playback/{stream}"),
+    (
+        "PUT",
+        "/api/v1/channels/{device_id}/{channel_id}/home",
+        "operator",
+    ),
+    (
+        "GET",
+        "/api/v1/channels/{device_id}/{channel_id}/records",
+        "viewer",
+    ),
+    (
+        "POST",
+        "/api/v1/channels/{device_id}/{channel_id}/playback",
+        "operator",
+    ),
+    ("POST", "/api/v1/playback/{stream}/control", "operator"),
+    ("DELETE", "/api/v1/playback/{stream}", "operator"),
     (
         "POST",
         "/api/v1/channels/{device_id}/{channel_id}/downloads",
+        "operator",
     ),
-    ("GET", "/api/v1/downloads"),
-    ("GET", "/api/v1/downloads/{id}"),
-    ("DELETE", "/api/v1/downloads/{id}"),
-    ("GET", "/api/v1/downloads/{id}/file"),
-    ("POST", "/api/v1/sources/{name}/ptz"),
-    ("GET", "/api/v1/sources/{name}/ptz/serial"),
-    ("PUT", "/api/v1/sources/{name}/ptz/serial"),
-    ("DELETE", "/api/v1/sources/{name}/ptz/serial"),
+    ("GET", "/api/v1/downloads", "viewer"),
+    ("GET", "/api/v1/downloads/{id}", "viewer"),
+    ("DELETE", "/api/v1/downloads/{id}", "operator"),
+    ("GET", "/api/v1/downloads/{id}/file", "viewer"),
+    ("POST", "/api/v1/sources/{name}/ptz", "operator"),
+    ("GET", "/api/v1/sources/{name}/ptz/serial", "operator"),
+    ("PUT", "/api/v1/sources/{name}/ptz/serial", "admin"),
+    ("DELETE", "/api/v1/sources/{name}/ptz/serial", "admin"),
 ];
 
 pub fn router(app: AppState) -> Router {

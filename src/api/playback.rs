@@ -8,11 +8,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, AppState, Caller, StreamUrls, stream_urls};
+use super::RequireOperator;
+use super::{ApiError, ApiJson, AppState, StreamUrls, stream_urls};
 use crate::egress::wait_for_media;
 use crate::gb::live::{PlaybackCmd, SessionInfo};
 use crate::gb::media::MediaTransport;
-use crate::store::TokenRole;
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -35,12 +35,11 @@ pub struct PlaybackResponse {
 /// span and wait for its first frame.
 pub async fn start(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     headers: HeaderMap,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<PlaybackRequest>,
 ) -> Result<Json<PlaybackResponse>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     if req.end <= req.start {
         return Err(ApiError::invalid_field("end", "end must be after start"));
     }
@@ -98,11 +97,10 @@ pub struct ControlResponse {
 
 pub async fn control(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path(stream): Path<String>,
     ApiJson(req): ApiJson<ControlRequest>,
 ) -> Result<Json<ControlResponse>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let cmd = match req {
         ControlRequest::Pause => PlaybackCmd::Pause,
         ControlRequest::Resume => PlaybackCmd::Resume,
@@ -129,10 +127,9 @@ pub async fn control(
 /// `DELETE /api/v1/playback/{stream}`: BYE now.
 pub async fn stop(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path(stream): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Operator)?;
     // Only playback streams (live ones have their own route).
     if stream.matches('_').count() != 3 || !app.gb_live.stop(&stream) {
         return Err(ApiError::not_found(format!("no playback stream {stream}")));

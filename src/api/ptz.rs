@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::{ApiError, ApiJson, AppState};
+use super::{RequireAdmin, RequireOperator};
 use crate::gb::Preset;
 use crate::ptz::{Focus, Iris, Pan, PtzCommand, PtzSendError, Sent, Tilt, Zoom};
 use crate::store::ptz::SerialBinding;
@@ -229,22 +230,20 @@ async fn send(
 
 pub async fn ptz(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<PtzRequest>,
 ) -> Result<Json<Sent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let (cmd, duration) = req.command();
     send(&app, &device_id, &channel_id, cmd, duration).await
 }
 
 pub async fn cruise(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<CruiseRequest>,
 ) -> Result<Json<Sent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let cmd = match req {
         CruiseRequest::Add { route, preset } => PtzCommand::CruiseAdd { route, preset },
         CruiseRequest::Delete { route, preset } => PtzCommand::CruiseDelete { route, preset },
@@ -258,11 +257,10 @@ pub async fn cruise(
 
 pub async fn scan(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<ScanRequest>,
 ) -> Result<Json<Sent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let cmd = match req {
         ScanRequest::Start { group } => PtzCommand::ScanStart { group },
         ScanRequest::SetLeft { group } => PtzCommand::ScanSetLeft { group },
@@ -275,10 +273,9 @@ pub async fn scan(
 
 pub async fn presets(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
 ) -> Result<Json<Vec<Preset>>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     require_channel(&app, &device_id, &channel_id).await?;
     Ok(Json(app.gb.presets(&device_id, &channel_id).await?))
 }
@@ -286,10 +283,9 @@ pub async fn presets(
 /// `PUT /presets/{preset}`: stores the current position as `preset`.
 pub async fn preset_set(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id, preset)): Path<(String, String, u8)>,
 ) -> Result<Json<Sent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     send(
         &app,
         &device_id,
@@ -303,10 +299,9 @@ pub async fn preset_set(
 /// `POST /presets/{preset}/call`.
 pub async fn preset_call(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id, preset)): Path<(String, String, u8)>,
 ) -> Result<Json<Sent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     send(
         &app,
         &device_id,
@@ -319,10 +314,9 @@ pub async fn preset_call(
 
 pub async fn preset_delete(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id, preset)): Path<(String, String, u8)>,
 ) -> Result<Json<Sent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     send(
         &app,
         &device_id,
@@ -385,15 +379,14 @@ impl Serialize for DeviceCommand {
 
 pub async fn device_control(
     State(app): State<AppState>,
-    caller: Caller,
+    RequireOperator(caller): RequireOperator,
     Path(device_id): Path<String>,
     ApiJson(req): ApiJson<ControlRequest>,
 ) -> Result<Json<ControlResult>, ApiError> {
-    caller.require(if req.command == DeviceCommand::Reboot {
-        TokenRole::Admin
-    } else {
-        TokenRole::Operator
-    })?;
+    // Operators control; rebooting a device is for admins.
+    if req.command == DeviceCommand::Reboot {
+        caller.require(TokenRole::Admin)?;
+    }
     let target = match &req.channel_id {
         Some(ch) => {
             require_channel(&app, &device_id, ch).await?;
@@ -428,10 +421,9 @@ pub async fn device_control(
 /// `GET …/ptz/serial`: the channel's RS-485 binding.
 pub async fn serial_get(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
 ) -> Result<Json<SerialBinding>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     app.ptz
         .binding(&device_id, &channel_id)
         .await?
@@ -442,11 +434,10 @@ pub async fn serial_get(
 /// `PUT …/ptz/serial`: binds the channel's PTZ to a head on a serial port.
 pub async fn serial_put(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(binding): ApiJson<SerialBinding>,
 ) -> Result<Json<SerialBinding>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     binding
         .validate()
         .map_err(|(field, msg)| ApiError::invalid_field(field, msg))?;
@@ -465,10 +456,9 @@ pub async fn serial_put(
 
 pub async fn serial_delete(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path((device_id, channel_id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let (d, c) = (device_id.clone(), channel_id.clone());
     if app
         .store
@@ -485,18 +475,17 @@ pub async fn serial_delete(
 /// serial port (same body as the channel route).
 pub async fn source_ptz(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path(name): Path<String>,
     ApiJson(req): ApiJson<PtzRequest>,
 ) -> Result<Json<Sent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     let (cmd, duration) = req.command();
     send(&app, SOURCE_DEVICE, &name, cmd, duration).await
 }
 
 pub async fn source_serial_get(
     state: State<AppState>,
-    caller: Caller,
+    caller: RequireOperator,
     Path(name): Path<String>,
 ) -> Result<Json<SerialBinding>, ApiError> {
     serial_get(state, caller, Path((SOURCE_DEVICE.to_owned(), name))).await
@@ -504,7 +493,7 @@ pub async fn source_serial_get(
 
 pub async fn source_serial_put(
     state: State<AppState>,
-    caller: Caller,
+    caller: RequireAdmin,
     Path(name): Path<String>,
     body: ApiJson<SerialBinding>,
 ) -> Result<Json<SerialBinding>, ApiError> {
@@ -513,7 +502,7 @@ pub async fn source_serial_put(
 
 pub async fn source_serial_delete(
     state: State<AppState>,
-    caller: Caller,
+    caller: RequireAdmin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     serial_delete(state, caller, Path((SOURCE_DEVICE.to_owned(), name))).await
@@ -539,11 +528,10 @@ pub struct ControlSent {
 
 pub async fn precise(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<PreciseRequest>,
 ) -> Result<Json<ControlSent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     for (field, v, lo, hi) in [
         ("pan", req.pan, 0.0, 360.0),
         ("tilt", req.tilt, -90.0, 90.0),
@@ -614,11 +602,10 @@ pub struct HomeRequest {
 
 pub async fn home(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireOperator,
     Path((device_id, channel_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<HomeRequest>,
 ) -> Result<Json<ControlSent>, ApiError> {
-    caller.require(TokenRole::Operator)?;
     if req.enabled && req.preset == 0 {
         return Err(ApiError::invalid_field(
             "preset",

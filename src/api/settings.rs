@@ -7,8 +7,9 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 
-use super::{ApiError, ApiJson, AppState, Caller};
-use crate::store::{MediaSettings, SipSettings, TokenRole, db};
+use super::RequireAdmin;
+use super::{ApiError, ApiJson, AppState};
+use crate::store::{MediaSettings, SipSettings, db};
 
 pub async fn get_media(State(app): State<AppState>) -> Json<MediaSettings> {
     Json(app.media_settings())
@@ -16,10 +17,9 @@ pub async fn get_media(State(app): State<AppState>) -> Json<MediaSettings> {
 
 pub async fn put_media(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     ApiJson(body): ApiJson<MediaSettings>,
 ) -> Result<Json<MediaSettings>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     if body.on_demand_grace_secs > 3600 {
         return Err(ApiError::invalid_field(
             "on_demand_grace_secs",
@@ -102,10 +102,9 @@ pub async fn get_sip(State(app): State<AppState>) -> Json<SipSettingsView> {
 
 pub async fn put_sip(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     ApiJson(body): ApiJson<SipSettingsUpdate>,
 ) -> Result<Json<SipSettingsView>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let mut s = app.gb.settings();
     let digits = |v: &str, n: usize| v.len() == n && v.bytes().all(|b| b.is_ascii_digit());
     if let Some(id) = body.platform_id {

@@ -6,10 +6,11 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ApiError, ApiJson, AppState, Caller, StreamUrls, stream_urls};
+use super::RequireAdmin;
+use super::{ApiError, ApiJson, AppState, StreamUrls, stream_urls};
 use crate::media::stream::SourceStatusSnapshot;
 use crate::media::{SourceState, SourceStatus};
-use crate::store::{SourceRecord, StoreError, TokenRole, Transport, db};
+use crate::store::{SourceRecord, StoreError, Transport, db};
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -163,11 +164,10 @@ pub async fn get(
 
 pub async fn create(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SourceCreate>,
 ) -> Result<(StatusCode, Json<SourceView>), ApiError> {
-    caller.require(TokenRole::Admin)?;
     validate_name(&body.name)?;
     let (url, url_user, url_pass) = split_url(&body.url)?;
     let username = body.username.or(url_user).filter(|u| !u.is_empty());
@@ -208,12 +208,11 @@ pub async fn create(
 
 pub async fn update(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     headers: HeaderMap,
     Path(name): Path<String>,
     ApiJson(patch): ApiJson<SourcePatch>,
 ) -> Result<Json<SourceView>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let n = name.clone();
     let mut record = app
         .store
@@ -260,10 +259,9 @@ pub async fn update(
 
 pub async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let n = name.clone();
     if !app.store.call(move |c| db::delete_source(c, &n)).await? {
         return Err(ApiError::not_found(format!("no source named {name:?}")));

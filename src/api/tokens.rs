@@ -5,7 +5,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiJson, AppState, Caller};
+use super::RequireAdmin;
+use super::{ApiError, ApiJson, AppState};
 use crate::store::{StoreError, TokenInfo, TokenRole, db};
 
 #[derive(Deserialize)]
@@ -26,18 +27,16 @@ pub struct TokenCreated {
 
 pub async fn list(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     Ok(Json(app.store.call(|c| db::list_tokens(c)).await?))
 }
 
 pub async fn create(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     ApiJson(body): ApiJson<TokenCreate>,
 ) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
-    caller.require(TokenRole::Admin)?;
     let name = body.name.trim().to_owned();
     if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(
@@ -64,10 +63,9 @@ pub async fn create(
 
 pub async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Admin)?;
     let deleted = app
         .store
         .call(move |c| {

@@ -5,8 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 
-use super::{ApiError, ApiJson, AppState, Caller};
-use crate::store::{TokenRole, db};
+use super::RequireAdmin;
+use super::{ApiError, ApiJson, AppState};
+use crate::store::db;
 use crate::webhooks::{KINDS, client};
 
 #[derive(Deserialize, Debug)]
@@ -22,18 +23,16 @@ pub struct WebhookCreate {
 
 pub async fn list(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
 ) -> Result<Json<Vec<db::Webhook>>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     Ok(Json(app.store.call(|c| db::list_webhooks(c)).await?))
 }
 
 pub async fn create(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     ApiJson(body): ApiJson<WebhookCreate>,
 ) -> Result<(StatusCode, Json<db::Webhook>), ApiError> {
-    caller.require(TokenRole::Admin)?;
     if body.url.len() > 2048 {
         return Err(ApiError::invalid_field("url", "url is too long"));
     }
@@ -70,10 +69,9 @@ pub async fn create(
 
 pub async fn delete(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(TokenRole::Admin)?;
     if app.store.call(move |c| db::delete_webhook(c, id)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -84,10 +82,9 @@ pub async fn delete(
 /// The last 100 deliveries of a webhook, newest first.
 pub async fn deliveries(
     State(app): State<AppState>,
-    caller: Caller,
+    _caller: RequireAdmin,
     Path(id): Path<i64>,
 ) -> Result<Json<Vec<db::Delivery>>, ApiError> {
-    caller.require(TokenRole::Admin)?;
     if app
         .store
         .call(move |c| db::get_webhook(c, id))

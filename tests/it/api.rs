@@ -14,7 +14,7 @@ fn concrete(path: &str) -> String {
 async fn every_route_answers_401_without_a_valid_token() {
     let gw = Gateway::start(GatewayOptions::default());
     let client = Gateway::client();
-    for (method, path) in camgate::api::AUTHENTICATED_ROUTES {
+    for (method, path, _) in camgate::api::AUTHENTICATED_ROUTES {
         let url = gw.url(&concrete(path));
         let m: Method = method.parse().unwrap();
         for auth in [
@@ -410,4 +410,48 @@ async fn a_bad_cors_origin_stops_the_start_with_a_clear_error() {
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CORS origin"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_answers_403_to_a_weaker_role() {
+    let gw = Gateway::start(GatewayOptions::default());
+    let mut tokens = std::collections::HashMap::new();
+    for role in ["viewer", "operator"] {
+        let (status, t) = gw
+            .api(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(json!({"name": role, "role": role})),
+            )
+            .await;
+        assert_eq!(status, 201, "{t}");
+        tokens.insert(role, t["token"].as_str().unwrap().to_owned());
+    }
+    let rank = |r: &str| match r {
+        "admin" => 3,
+        "operator" => 2,
+        _ => 1,
+    };
+    let client = Gateway::client();
+    let mut checked = 0;
+    for (method, path, least) in camgate::api::AUTHENTICATED_ROUTES {
+        for role in ["viewer", "operator"] {
+            if rank(role) >= rank(least) {
+                continue;
+            }
+            let url = gw.url(&concrete(path));
+            let m: Method = method.parse().unwrap();
+            let mut req = client.request(m, &url).bearer_auth(&tokens[role]);
+            if matches!(*method, "POST" | "PUT" | "PATCH") {
+                // Even an unreadable body: the role is checked first.
+                req = req.header("content-type", "application/json").body("{");
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 403, "{method} {path} as {role}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "forbidden", "{method} {path}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked} route/role pairs");
 }
