@@ -48,7 +48,20 @@ fn parse_transport(s: &str) -> Result<MediaTransport, ApiError> {
     })
 }
 
-pub(super) async fn channel_transport(
+/// The transport a session asks for, else the channel's setting.
+pub(super) async fn requested_transport(
+    app: &AppState,
+    device_id: &str,
+    channel_id: &str,
+    requested: Option<&str>,
+) -> Result<MediaTransport, ApiError> {
+    match requested {
+        Some(t) => parse_transport(t),
+        None => channel_transport(app, device_id, channel_id).await,
+    }
+}
+
+async fn channel_transport(
     app: &AppState,
     device_id: &str,
     channel_id: &str,
@@ -78,10 +91,8 @@ pub async fn play(
     } else {
         super::parse_json(&body)?
     };
-    let transport = match body.transport {
-        Some(t) => parse_transport(&t)?,
-        None => channel_transport(&app, &device_id, &channel_id).await?,
-    };
+    let transport =
+        requested_transport(&app, &device_id, &channel_id, body.transport.as_deref()).await?;
     let stream = app
         .gb_live
         .ensure(&device_id, &channel_id, transport)

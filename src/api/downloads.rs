@@ -11,7 +11,6 @@ use serde::Deserialize;
 use super::RequireOperator;
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::egress::download::{DownloadError, DownloadInfo};
-use crate::gb::media::MediaTransport;
 use crate::store::TokenRole;
 
 #[derive(Deserialize, Debug)]
@@ -58,15 +57,13 @@ pub async fn start(
     if !(1..=8).contains(&speed) {
         return Err(ApiError::invalid_field("speed", "speed must be 1-8"));
     }
-    let transport = match req.transport.as_deref() {
-        Some(t) => MediaTransport::parse(t).ok_or_else(|| {
-            ApiError::invalid_field(
-                "transport",
-                "transport must be udp, tcp_passive or tcp_active",
-            )
-        })?,
-        None => super::channels::channel_transport(&app, &device_id, &channel_id).await?,
-    };
+    let transport = super::channels::requested_transport(
+        &app,
+        &device_id,
+        &channel_id,
+        req.transport.as_deref(),
+    )
+    .await?;
     let stream = app
         .gb_live
         .ensure_download(

@@ -12,7 +12,6 @@ use super::RequireOperator;
 use super::{ApiError, ApiJson, AppState, StreamUrls, stream_urls};
 use crate::egress::wait_for_media;
 use crate::gb::live::{PlaybackCmd, SessionInfo};
-use crate::gb::media::MediaTransport;
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -46,15 +45,13 @@ pub async fn start(
     if req.end - req.start > 31 * 86_400 {
         return Err(ApiError::invalid_field("end", "at most 31 days"));
     }
-    let transport = match req.transport.as_deref() {
-        Some(t) => MediaTransport::parse(t).ok_or_else(|| {
-            ApiError::invalid_field(
-                "transport",
-                "transport must be udp, tcp_passive or tcp_active",
-            )
-        })?,
-        None => super::channels::channel_transport(&app, &device_id, &channel_id).await?,
-    };
+    let transport = super::channels::requested_transport(
+        &app,
+        &device_id,
+        &channel_id,
+        req.transport.as_deref(),
+    )
+    .await?;
     let stream = app
         .gb_live
         .ensure_playback(&device_id, &channel_id, transport, req.start, req.end)
