@@ -137,10 +137,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::not_found("no such route")
-}
-
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,

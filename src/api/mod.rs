@@ -16,6 +16,7 @@ mod settings;
 mod sources;
 mod streams;
 mod tokens;
+mod ui;
 mod viewer;
 mod webhooks;
 mod whep;
@@ -329,7 +330,7 @@ pub fn router(app: AppState) -> Router {
             "/live/{stream}/whep/{session}",
             axum::routing::patch(whep::patch).delete(whep::delete),
         )
-        .fallback(error::not_found)
+        .fallback(ui::fallback)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(app)
         .layer(axum::middleware::from_fn_with_state(cors, cors::layer))
