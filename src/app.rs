@@ -43,6 +43,10 @@ pub struct App {
     pub started: Instant,
     /// Where the RTSP server listens, once it does.
     rtsp_server_addr: std::sync::OnceLock<SocketAddr>,
+    /// Failed web UI / API logins per client address.
+    pub login_failures: std::sync::Mutex<crate::util::FailureLimiter>,
+    /// CPU, memory and bandwidth of the box, sampled in the background.
+    pub system: crate::ops::system::SystemSampler,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +189,10 @@ impl App {
             http_addr: std::sync::OnceLock::new(),
             shutdown,
             started: Instant::now(),
+            login_failures: std::sync::Mutex::new(crate::util::FailureLimiter::new(
+                crate::util::FailureLimits::default(),
+            )),
+            system: crate::ops::system::SystemSampler::default(),
             rtsp_server_addr: std::sync::OnceLock::new(),
         });
         let sources = app.store.call_sync(|c| db::list_sources(c))?;
@@ -268,6 +276,31 @@ impl App {
             .ok())
     }
 
+    /// Samples the box's load every 2 s for the dashboard.
+    fn spawn_system_sampler(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            loop {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let media = (
+                    crate::media::MEDIA_BYTES_IN.load(std::sync::atomic::Ordering::Relaxed),
+                    crate::media::MEDIA_BYTES_OUT.load(std::sync::atomic::Ordering::Relaxed),
+                );
+                // /proc reads are quick but blocking; keep them off the
+                // async workers.
+                let reading = tokio::task::spawn_blocking(move || {
+                    crate::ops::system::Reading::from_proc(media)
+                })
+                .await
+                .unwrap_or_default();
+                self.system.update(reading, Instant::now());
+            }
+        });
+    }
+
     /// Serves HTTP until `shutdown` is cancelled, then stops sources, closes
     /// streams and the database, each step bounded in time.
     pub async fn serve(self: Arc<Self>) -> Result<(), AppError> {
@@ -281,10 +314,13 @@ impl App {
         }
         tracing::info!(http = %local, "camgate listening");
         let _ = self.http_addr.set(local);
+        self.clone().spawn_system_sampler();
         // Every listener is bound now: SIP and media in `start`, HTTP above.
         crate::ops::systemd::notify(&[("READY", "1"), ("STATUS", &self.status_line())]);
         let router = crate::api::router(self.clone());
         let shutdown = self.shutdown.clone();
+        // The client address is needed for login rate limits.
+        let router = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, router).with_graceful_shutdown(async move {
             shutdown.cancelled().await;
         });

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Manage web UI users (passwords are read from standard input).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Simulate GB28181 devices: register N devices × M channels to a
     /// platform, keep them alive, answer queries, and stream PS over RTP
     /// from an H.264/H.265 file to every INVITE. Ctrl-C/SIGTERM ends every
@@ -201,6 +206,67 @@ enum TokenCommand {
     Revoke { id: i64 },
 }
 
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create a user; the password is the first line of standard input
+    /// (`echo "$PASSWORD" | camgate user add admin --role admin`).
+    Add {
+        username: String,
+        /// admin, operator or viewer.
+        #[arg(long, default_value = "viewer", value_parser = parse_role)]
+        role: TokenRole,
+    },
+    /// List users.
+    List,
+    /// Set a user's password (first line of standard input); their sessions end.
+    Passwd { username: String },
+}
+
+/// The first line of standard input, checked against the password policy.
+fn password_from_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    Ok(password)
+}
+
+fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let store = Store::open_in_dir(&config.data_dir)?;
+    match command {
+        UserCommand::Add { username, role } => {
+            let hash = camgate::api::hash_password(&password_from_stdin()?)?;
+            let user = store.call_sync(|c| db::insert_user(c, &username, &hash, role))?;
+            println!("user {} ({}) created", user.username, user.role.as_str());
+        }
+        UserCommand::List => {
+            for u in store.call_sync(|c| db::list_users(c))? {
+                let state = if u.disabled { "disabled" } else { "enabled" };
+                println!("{}\t{}\t{}\t{state}", u.id, u.role.as_str(), u.username);
+            }
+        }
+        UserCommand::Passwd { username } => {
+            let hash = camgate::api::hash_password(&password_from_stdin()?)?;
+            let user = store
+                .call_sync(|c| db::user_by_name(c, &username))?
+                .map(|(u, _)| u)
+                .with_context(|| format!("no user named {username:?}"))?;
+            let change = db::UserChange {
+                password_hash: Some(hash),
+                ..Default::default()
+            };
+            store.call_sync(|c| db::update_user(c, user.id, &change))?;
+            println!(
+                "password of {} changed; their sessions ended",
+                user.username
+            );
+        }
+    }
+    store.close()?;
+    Ok(())
+}
+
 fn parse_role(s: &str) -> Result<TokenRole, String> {
     match s {
         "admin" => Ok(TokenRole::Admin),
@@ -241,6 +307,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Check => check(&config),
+        Command::User { command } => user_command(&config, command),
         Command::Migrate => {
             let store = Store::open_in_dir(&config.data_dir)?;
             println!(

@@ -169,6 +169,117 @@ impl LatencyWindow {
     }
 }
 
+/// Compares two secrets in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Limits on failed logins from one address.
+#[derive(Debug, Clone, Copy)]
+pub struct FailureLimits {
+    /// Failures within `window` that block the address.
+    pub max_failures: u32,
+    pub window: std::time::Duration,
+    /// How long a blocked address stays blocked.
+    pub block_for: std::time::Duration,
+    /// Addresses tracked at once (memory bound under a distributed attack).
+    pub max_tracked: usize,
+}
+
+impl Default for FailureLimits {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: std::time::Duration::from_secs(60),
+            block_for: std::time::Duration::from_secs(60),
+            max_tracked: 10_000,
+        }
+    }
+}
+
+struct FailureRecord {
+    first: std::time::Instant,
+    count: u32,
+    blocked_until: Option<std::time::Instant>,
+}
+
+/// Counts failed logins per address and blocks an address after too many
+/// (sans-IO: the caller passes the time). Used by the HTTP login and the
+/// RTSP server.
+pub struct FailureLimiter {
+    limits: FailureLimits,
+    records: std::collections::HashMap<std::net::IpAddr, FailureRecord>,
+}
+
+impl FailureLimiter {
+    pub fn new(limits: FailureLimits) -> Self {
+        Self {
+            limits,
+            records: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Forgets records whose window and block have passed.
+    pub fn prune(&mut self, now: std::time::Instant) {
+        let l = self.limits;
+        self.records.retain(|_, f| {
+            f.blocked_until.is_some_and(|u| now < u)
+                || now.saturating_duration_since(f.first) < l.window
+        });
+    }
+
+    /// How much longer `ip` is refused, if it is.
+    pub fn blocked_for(
+        &self,
+        ip: std::net::IpAddr,
+        now: std::time::Instant,
+    ) -> Option<std::time::Duration> {
+        let until = self.records.get(&ip)?.blocked_until?;
+        (now < until).then(|| until - now)
+    }
+
+    /// Counts a failure; `true` if `ip` is now blocked.
+    pub fn failed(&mut self, ip: std::net::IpAddr, now: std::time::Instant) -> bool {
+        let l = self.limits;
+        if !self.records.contains_key(&ip) && self.records.len() >= l.max_tracked {
+            self.prune(now);
+            if self.records.len() >= l.max_tracked {
+                // Still full: this try is refused anyway, memory stays bounded.
+                return false;
+            }
+        }
+        let f = self.records.entry(ip).or_insert(FailureRecord {
+            first: now,
+            count: 0,
+            blocked_until: None,
+        });
+        if now.saturating_duration_since(f.first) >= l.window {
+            *f = FailureRecord {
+                first: now,
+                count: 0,
+                blocked_until: None,
+            };
+        }
+        f.count += 1;
+        if f.count >= l.max_failures {
+            f.blocked_until = Some(now + l.block_for);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A success forgets the address's failures.
+    pub fn succeeded(&mut self, ip: std::net::IpAddr) {
+        self.records.remove(&ip);
+    }
+
+    /// Addresses tracked now.
+    pub fn tracked(&self) -> usize {
+        self.records.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +330,41 @@ mod tests {
         let a = random_hex(16).unwrap();
         assert_eq!(a.len(), 32);
         assert_ne!(a, random_hex(16).unwrap());
+    }
+
+    #[test]
+    fn failure_limiter_blocks_then_forgets() {
+        use std::net::{IpAddr, Ipv4Addr};
+        use std::time::{Duration, Instant};
+        let mut l = FailureLimiter::new(FailureLimits {
+            max_tracked: 2,
+            ..Default::default()
+        });
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let t0 = Instant::now();
+        for i in 0..4 {
+            assert!(!l.failed(a, t0 + Duration::from_secs(i)));
+        }
+        assert_eq!(l.blocked_for(a, t0), None);
+        assert!(l.failed(a, t0 + Duration::from_secs(4)));
+        assert_eq!(
+            l.blocked_for(a, t0 + Duration::from_secs(5)),
+            Some(Duration::from_secs(59))
+        );
+        assert_eq!(l.blocked_for(a, t0 + Duration::from_secs(64)), None);
+        // Failures spread wider than the window never block.
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        for i in 0..10 {
+            assert!(!l.failed(b, t0 + Duration::from_secs(i * 20)));
+        }
+        // The table is bounded.
+        let c = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+        assert!(!l.failed(c, t0 + Duration::from_secs(10)));
+        assert_eq!(l.tracked(), 2);
+        l.succeeded(b);
+        assert_eq!(l.tracked(), 1);
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

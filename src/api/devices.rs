@@ -472,7 +472,7 @@ pub async fn acknowledge(
         }
         (None, None) => "no device".to_owned(),
     };
-    let by = caller.0.name.clone();
+    let by = caller.name.clone();
     app.store
         .call(move |c| db::acknowledge_event(c, id, &by))
         .await?;

@@ -77,7 +77,12 @@ pub async fn flv(
             if chunk.is_none() {
                 tracing::info!(stream = %viewer.stream().id(), skipped = bytes.skipped(), "FLV viewer ended");
             }
-            chunk.map(|c| (Ok::<_, Infallible>(c), (bytes, viewer, shutdown)))
+            chunk.map(|c| {
+                viewer
+                    .stream()
+                    .count_out(crate::media::Output::Flv, c.len());
+                (Ok::<_, Infallible>(c), (bytes, viewer, shutdown))
+            })
         },
     );
     let mut resp = Response::new(Body::from_stream(body));
@@ -107,6 +112,7 @@ async fn ws_viewer(
         tokio::select! {
             chunk = bytes.next_chunk(&shutdown) => {
                 let Some(chunk) = chunk else { break };
+                viewer.stream().count_out(crate::media::Output::Flv, chunk.len());
                 if socket.send(Message::Binary(chunk)).await.is_err() {
                     break;
                 }
@@ -163,6 +169,7 @@ pub async fn hls(
         }
     };
     let media = |bytes: bytes::Bytes, immutable: bool| {
+        stream.count_out(crate::media::Output::Hls, bytes.len());
         let mut r = Response::new(Body::from(bytes));
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
@@ -189,6 +196,7 @@ pub async fn hls(
                 .playlist(msn, part, uri_query, timeout)
                 .await
                 .map_err(wait_err)?;
+            stream.count_out(crate::media::Output::Hls, text.len());
             let mut r = Response::new(Body::from(text));
             let h = r.headers_mut();
             h.insert(

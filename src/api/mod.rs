@@ -9,14 +9,18 @@ mod error;
 mod json;
 mod live;
 mod metrics;
+mod password;
 mod playback;
 mod ptz;
 mod records;
+mod session;
 mod settings;
 mod sources;
 mod streams;
+mod system;
 mod tokens;
 mod ui;
+mod users;
 mod viewer;
 mod webhooks;
 mod whep;
@@ -28,11 +32,12 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use serde::Serialize;
 
-pub use auth::{Caller, RequireAdmin, RequireOperator};
+pub use auth::{Caller, Credential, RequireAdmin, RequireOperator};
 pub use cors::{CorsPolicy, SharedCorsPolicy};
 pub use devices::{DeviceCreate, DevicePatch};
 pub use error::ApiError;
 pub use json::{ApiJson, ApiQuery, parse as parse_json};
+pub use password::{PasswordError, hash_now as hash_password};
 pub use settings::SipSettingsUpdate;
 pub use sources::{SourceCreate, SourcePatch};
 pub use tokens::TokenCreate;
@@ -179,6 +184,14 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str, &str)] = &[
     ("GET", "/api/v1/downloads/{id}/file", "viewer"),
     ("POST", "/api/v1/sources/{name}/ptz", "operator"),
     ("GET", "/api/v1/sources/{name}/ptz/serial", "operator"),
+    ("GET", "/api/v1/users", "admin"),
+    ("POST", "/api/v1/users", "admin"),
+    ("PATCH", "/api/v1/users/{id}", "admin"),
+    ("DELETE", "/api/v1/users/{id}", "admin"),
+    ("GET", "/api/v1/auth/session", "viewer"),
+    ("POST", "/api/v1/auth/logout", "viewer"),
+    ("PUT", "/api/v1/auth/password", "viewer"),
+    ("GET", "/api/v1/system", "viewer"),
     ("PUT", "/api/v1/sources/{name}/ptz/serial", "admin"),
     ("DELETE", "/api/v1/sources/{name}/ptz/serial", "admin"),
 ];
@@ -307,18 +320,32 @@ pub fn router(app: AppState) -> Router {
                 .put(ptz::source_serial_put)
                 .delete(ptz::source_serial_delete),
         )
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{id}",
+            axum::routing::patch(users::update).delete(users::delete),
+        )
+        .route("/auth/session", get(session::session))
+        .route("/auth/logout", axum::routing::post(session::logout))
+        .route(
+            "/auth/password",
+            axum::routing::put(session::change_password),
+        )
+        .route("/system", get(system::get))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            auth::require_token,
+            auth::authenticate,
         ));
     let metrics = Router::new()
         .route("/metrics", get(metrics::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            auth::require_token,
+            auth::authenticate,
         ));
     Router::new()
         .route("/api/v1/health", get(health))
+        // Signing in needs no credentials (it makes them); it is rate-limited.
+        .route("/api/v1/auth/login", axum::routing::post(session::login))
         .nest("/api/v1", v1)
         .merge(metrics)
         .route("/live/{file}", get(live::flv))

@@ -5,7 +5,8 @@
 //! hls.js segment requests). With `[viewer] signed_url_ttl_secs`, viewer
 //! URLs carry `?exp=<unix>&sig=<HMAC-SHA256(key, stream \n exp)>` instead:
 //! the API signs them, the key never leaves the box, and a URL works for one
-//! stream until it expires (an API token still works too).
+//! stream until it expires (an API token still works too). A web UI
+//! session cookie is accepted as well.
 
 use axum::http::{HeaderMap, header};
 
@@ -105,7 +106,13 @@ pub async fn authorize(
         return Ok(Some(carry));
     }
     let from_query = query_token(query);
-    let Some(token) = bearer(headers).or_else(|| from_query.clone()) else {
+    let presented = bearer(headers).or_else(|| from_query.clone());
+    // The web UI's players send the session cookie (same origin; hls.js
+    // segment requests too), so a signed-in user needs no token in URLs.
+    if presented.is_none() && super::auth::session_caller(app, headers).await?.is_some() {
+        return Ok(None);
+    }
+    let Some(token) = presented else {
         return Err(ApiError::unauthorized(if signed {
             "this gateway requires a signed viewer URL (from the play or streams API) or an API token"
         } else {

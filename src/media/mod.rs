@@ -12,6 +12,6 @@ pub use fanout::{Fanout, FanoutConfig, FanoutError, FanoutItem, FanoutReceiver};
 pub use frame::{AudioTrack, Frame, FrameData, TrackInfo, VideoTrack};
 pub use hub::{Hub, HubError};
 pub use stream::{
-    LatencyPercentiles, Output, Publisher, SourceState, SourceStatus, Stream, StreamSnapshot,
-    ViewerGuard,
+    LatencyPercentiles, MEDIA_BYTES_IN, MEDIA_BYTES_OUT, Output, Publisher, SourceState,
+    SourceStatus, Stream, StreamSnapshot, ViewerGuard,
 };

@@ -14,6 +14,12 @@ use super::fanout::{Fanout, FanoutConfig, FanoutItem, FanoutReceiver};
 use super::frame::{Frame, TrackInfo, from_ms};
 use crate::codec::Codec;
 
+/// Media bytes received from every source since the process started (for
+/// the dashboard's bandwidth; streams come and go, these totals do not).
+pub static MEDIA_BYTES_IN: AtomicU64 = AtomicU64::new(0);
+/// Media bytes sent to every viewer since the process started.
+pub static MEDIA_BYTES_OUT: AtomicU64 = AtomicU64::new(0);
+
 impl FanoutItem for Frame {
     fn byte_len(&self) -> usize {
         self.payload_len()
@@ -113,6 +119,9 @@ pub struct Stream {
     latency: [Mutex<crate::util::LatencyWindow>; Output::ALL.len()],
     /// Viewers per [`Output`] (an HLS output's request lease counts as one).
     output_viewers: [AtomicU64; Output::ALL.len()],
+    /// Bytes sent to viewers per output (payload as written to the socket
+    /// or response body).
+    output_bytes: [AtomicU64; Output::ALL.len()],
 }
 
 /// The outputs whose added latency a stream measures.
@@ -183,6 +192,8 @@ pub struct StreamSnapshot {
     /// counts one while any player requested it in the last three target
     /// durations.
     pub viewers_by_output: std::collections::BTreeMap<&'static str, u64>,
+    /// Bytes sent to viewers, per output.
+    pub bytes_out_by_output: std::collections::BTreeMap<&'static str, u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -249,6 +260,7 @@ impl Stream {
             closed: CancellationToken::new(),
             latency: Default::default(),
             output_viewers: Default::default(),
+            output_bytes: Default::default(),
         })
     }
 
@@ -316,6 +328,12 @@ impl Stream {
             stream: self.clone(),
             output: None,
         }
+    }
+
+    /// Counts `n` bytes sent to a viewer on `output`.
+    pub fn count_out(&self, output: Output, n: usize) {
+        self.output_bytes[output as usize].fetch_add(n as u64, Ordering::Relaxed);
+        MEDIA_BYTES_OUT.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// [`Stream::add_viewer`] counted under `output` in the stream info.
@@ -479,6 +497,15 @@ impl Stream {
                     )
                 })
                 .collect(),
+            bytes_out_by_output: Output::ALL
+                .iter()
+                .map(|&o| {
+                    (
+                        o.as_str(),
+                        self.output_bytes[o as usize].load(Ordering::Relaxed),
+                    )
+                })
+                .collect(),
             source: status,
         }
     }
@@ -551,6 +578,7 @@ impl Publisher {
         let len = frame.payload_len() as u64;
         let is_video = frame.is_video();
         self.stream.bytes_in.fetch_add(len, Ordering::Relaxed);
+        MEDIA_BYTES_IN.fetch_add(len, Ordering::Relaxed);
         self.stream.frames_in.fetch_add(1, Ordering::Relaxed);
         {
             let t = now();

@@ -3,4 +3,5 @@
 
 pub mod logging;
 pub mod reload;
+pub mod system;
 pub mod systemd;

@@ -11,6 +11,7 @@ pub mod ptz;
 mod settings;
 mod sources;
 mod tokens;
+mod users;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use rusqlite_migration::{M, Migrations};
 pub use settings::{MediaSettings, SipSettings};
 pub use sources::{SourceRecord, Transport};
 pub use tokens::{DIGEST_REALM, TokenInfo, TokenRole, hash_token};
+pub use users::{SessionLifetime, SessionOwner, UserChange, UserInfo};
 
 /// The schema, one entry per file in `migrations/`, in order. Never edit a
 /// released entry: add a new file.
@@ -35,6 +37,7 @@ const MIGRATION_FILES: &[&str] = &[
     include_str!("../../migrations/0006_ptz_serial.sql"),
     include_str!("../../migrations/0007_event_ack.sql"),
     include_str!("../../migrations/0008_webhooks.sql"),
+    include_str!("../../migrations/0009_users_sessions.sql"),
 ];
 
 pub fn migrations() -> Migrations<'static> {
@@ -251,6 +254,11 @@ pub mod db {
         count as count_tokens, delete as delete_token,
         digest_candidates as token_digest_candidates, generate as generate_token,
         insert as insert_token, list as list_tokens, touch as touch_token, verify as verify_token,
+    };
+    pub use super::users::{
+        SessionInfo, SessionLifetime, SessionOwner, UserChange, UserInfo, count_users,
+        delete_session, delete_user, delete_user_sessions, get_user, insert_session, insert_user,
+        list_users, session, set_own_password, update_user, user_by_name, user_password_hash,
     };
     pub use super::webhooks::{
         Delivery, Webhook, delete_webhook, due_deliveries, get_webhook, insert_webhook,

@@ -25,7 +25,7 @@ impl TokenRole {
         }
     }
 
-    fn parse(s: &str) -> Self {
+    pub(crate) fn parse(s: &str) -> Self {
         match s {
             "operator" => TokenRole::Operator,
             "viewer" => TokenRole::Viewer,

@@ -17,6 +17,7 @@ mod playback;
 mod ptz;
 mod rtsp_flv;
 mod rtsp_out;
+mod sessions;
 mod sip_fixtures;
 mod store;
 mod webhooks;

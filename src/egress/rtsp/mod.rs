@@ -1024,6 +1024,7 @@ async fn play_task(
             continue;
         }
         for (k, pkt) in packets.drain(..).enumerate() {
+            stream.count_out(Output::Rtsp, pkt.len());
             match dest {
                 Dest::Udp { rtp, .. } => {
                     // A full socket buffer drops the packet: UDP semantics.

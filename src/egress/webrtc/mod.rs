@@ -514,6 +514,9 @@ impl SessionTask {
                     self.shared
                         .bytes_sent
                         .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                    self.viewer
+                        .stream()
+                        .count_out(crate::media::Output::WebRtc, t.contents.len());
                     if let Err(e) = self.socket.send_to(&t.contents, t.destination).await {
                         tracing::debug!(session = %self.shared.id, peer = %t.destination, error = %e, "WebRTC send failed");
                     }
