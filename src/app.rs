@@ -74,10 +74,21 @@ pub enum AppError {
 impl App {
     /// Opens the database, starts SIP (UDP and TCP) and the GB28181 platform,
     /// and starts the stored sources.
-    pub async fn start(config: Config) -> Result<Arc<Self>, AppError> {
+    pub async fn start(mut config: Config) -> Result<Arc<Self>, AppError> {
         crate::ops::systemd::status("opening the database");
         let lock = crate::store::ops::DataDirLock::acquire(&config.data_dir)?;
         let store = Store::open_in_dir(&config.data_dir)?;
+        // Ports and public address set from the web UI take effect now.
+        if let Some(network) = store
+            .call_sync(|c| db::get_setting::<crate::store::NetworkSettings>(c, db::NETWORK_KEY))?
+        {
+            for name in config.apply_network(&network) {
+                tracing::warn!(
+                    setting = name,
+                    "the stored network setting is overridden by a command-line flag or environment variable"
+                );
+            }
+        }
         ensure_admin_token(&store, config.admin_token.as_deref())?;
         let media = store
             .call_sync(|c| db::get_setting::<MediaSettings>(c, db::MEDIA_KEY))?

@@ -305,6 +305,100 @@ pub struct Config {
     /// Live outputs require a signed URL (or an API token) valid this long.
     pub viewer_signed_ttl: Option<Duration>,
     pub webrtc: crate::egress::webrtc::WebRtcConfig,
+    /// Which listen addresses came from a flag or environment variable:
+    /// those win over the network settings stored from the web UI.
+    pub listen_flags: ListenFlags,
+    /// The network settings from flags, file and defaults alone, before any
+    /// stored from the web UI: what a cleared setting falls back to.
+    pub network_base: crate::store::NetworkSettings,
+}
+
+/// Listen addresses given on the command line or in the environment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenFlags {
+    pub sip: bool,
+    pub rtp: bool,
+    pub rtsp: bool,
+    pub webrtc: bool,
+}
+
+impl Config {
+    /// Applies network settings stored from the web UI (over the file and
+    /// defaults, under flags); returns the names of settings a flag
+    /// overrode.
+    pub fn apply_network(&mut self, n: &crate::store::NetworkSettings) -> Vec<&'static str> {
+        let mut overridden = Vec::new();
+        let f = self.listen_flags;
+        let mut set = |name, flag: bool, port: Option<u16>, addr: &mut SocketAddr| {
+            if let Some(p) = port {
+                if flag {
+                    overridden.push(name);
+                } else {
+                    addr.set_port(p);
+                }
+            }
+        };
+        set("sip_port", f.sip, n.sip_port, &mut self.sip_listen);
+        set("rtp_port", f.rtp, n.rtp_port, &mut self.rtp_listen);
+        set(
+            "rtsp_port",
+            f.rtsp,
+            n.rtsp_port,
+            &mut self.rtsp_server.listen,
+        );
+        set(
+            "webrtc_port",
+            f.webrtc,
+            n.webrtc_port,
+            &mut self.webrtc.listen,
+        );
+        if let Some(ip) = n.public_ip {
+            self.gb.public_ip = Some(ip);
+            self.live.media_ip = Some(ip);
+            self.webrtc.public_ips = vec![ip];
+        }
+        overridden
+    }
+
+    /// What the next start would run with if `stored` were the stored
+    /// network settings (flags still win).
+    pub fn network_next(
+        &self,
+        stored: &crate::store::NetworkSettings,
+    ) -> crate::store::NetworkSettings {
+        let base = self.network_base;
+        let f = self.listen_flags;
+        let pick = |flag: bool, s: Option<u16>, b: Option<u16>| if flag { b } else { s.or(b) };
+        crate::store::NetworkSettings {
+            sip_port: pick(f.sip, stored.sip_port, base.sip_port),
+            rtp_port: pick(f.rtp, stored.rtp_port, base.rtp_port),
+            rtsp_port: if base.rtsp_port.is_some() {
+                pick(f.rtsp, stored.rtsp_port, base.rtsp_port)
+            } else {
+                None
+            },
+            webrtc_port: if base.webrtc_port.is_some() {
+                pick(f.webrtc, stored.webrtc_port, base.webrtc_port)
+            } else {
+                None
+            },
+            public_ip: stored.public_ip.or(base.public_ip),
+        }
+    }
+
+    /// The network settings in force.
+    pub fn network(&self) -> crate::store::NetworkSettings {
+        crate::store::NetworkSettings {
+            sip_port: Some(self.sip_listen.port()),
+            rtp_port: Some(self.rtp_listen.port()),
+            rtsp_port: self
+                .rtsp_server
+                .enabled
+                .then_some(self.rtsp_server.listen.port()),
+            webrtc_port: self.webrtc.enabled.then_some(self.webrtc.listen.port()),
+            public_ip: self.gb.public_ip.or(self.live.media_ip),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -349,7 +443,7 @@ impl Config {
             Some(LogFile::Table(t)) => t,
             None => LogTable::default(),
         };
-        let config = Self {
+        let mut config = Self {
             data_dir: args
                 .data_dir
                 .clone()
@@ -454,7 +548,15 @@ impl Config {
                     ..d
                 }
             },
+            listen_flags: ListenFlags {
+                sip: args.sip_listen.is_some(),
+                rtp: args.rtp_listen.is_some(),
+                rtsp: args.rtsp_server_listen.is_some(),
+                webrtc: args.webrtc_listen.is_some(),
+            },
+            network_base: crate::store::NetworkSettings::default(),
         };
+        config.network_base = config.network();
         config.validate()?;
         Ok(config)
     }
@@ -632,5 +734,28 @@ mod tests {
             ..Default::default()
         };
         assert!(Config::resolve(&args, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn stored_network_settings_apply_under_flags() {
+        let args = ConfigArgs {
+            sip_listen: Some("127.0.0.1:5070".parse().unwrap()),
+            ..Default::default()
+        };
+        let mut c = Config::resolve(&args, FileConfig::default()).unwrap();
+        let n = crate::store::NetworkSettings {
+            sip_port: Some(15060),
+            rtp_port: Some(20000),
+            rtsp_port: None,
+            webrtc_port: Some(9189),
+            public_ip: Some("192.0.2.1".parse().unwrap()),
+        };
+        assert_eq!(c.apply_network(&n), vec!["sip_port"]);
+        assert_eq!(c.sip_listen.port(), 5070, "the flag wins");
+        assert_eq!(c.rtp_listen.port(), 20000);
+        assert_eq!(c.webrtc.listen.port(), 9189);
+        assert_eq!(c.rtsp_server.listen.port(), 8554);
+        assert_eq!(c.webrtc.public_ips, vec![n.public_ip.unwrap()]);
+        assert_eq!(c.network().public_ip, n.public_ip);
     }
 }

@@ -131,6 +131,37 @@ pub async fn metrics(State(app): State<AppState>, caller: Caller) -> Result<Resp
             );
         }
     }
+    m.family(
+        "camgate_stream_out_bytes_total",
+        "counter",
+        "Media bytes sent to a stream's viewers per output.",
+    );
+    for s in &snaps {
+        for (o, n) in &s.bytes_out_by_output {
+            m.sample(
+                "camgate_stream_out_bytes_total",
+                &[("stream", &s.id), ("output", o)],
+                n,
+            );
+        }
+    }
+    let load = app.system.load();
+    m.family(
+        "camgate_system_cpu_percent",
+        "gauge",
+        "Busy share of all the box's cores over the last 2 s.",
+    )
+    .sample("camgate_system_cpu_percent", &[], load.cpu_percent);
+    m.family(
+        "camgate_process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of the gateway process.",
+    )
+    .sample(
+        "camgate_process_resident_memory_bytes",
+        &[],
+        load.process_rss_bytes,
+    );
     let latency = "camgate_stream_added_latency_seconds";
     m.family(
         latency,

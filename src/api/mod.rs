@@ -69,6 +69,8 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str, &str)] = &[
     ("PUT", "/api/v1/settings/media", "admin"),
     ("GET", "/api/v1/settings/sip", "viewer"),
     ("PUT", "/api/v1/settings/sip", "admin"),
+    ("GET", "/api/v1/settings/network", "viewer"),
+    ("PUT", "/api/v1/settings/network", "admin"),
     ("GET", "/api/v1/devices", "viewer"),
     ("POST", "/api/v1/devices", "admin"),
     ("GET", "/api/v1/devices/{id}", "viewer"),
@@ -217,6 +219,10 @@ pub fn router(app: AppState) -> Router {
         .route(
             "/settings/sip",
             get(settings::get_sip).put(settings::put_sip),
+        )
+        .route(
+            "/settings/network",
+            get(settings::get_network).put(settings::put_network),
         )
         .route("/devices", get(devices::list).post(devices::create))
         .route(

@@ -171,3 +171,151 @@ pub async fn put_sip(
     );
     Ok(Json(sip_view(&app, &s)))
 }
+
+/// The network settings: what is stored (else what runs), and whether a
+/// restart is needed for them to take effect.
+#[derive(serde::Serialize, Debug)]
+pub struct NetworkSettingsView {
+    #[serde(flatten)]
+    pub settings: crate::store::NetworkSettings,
+    /// The settings differ from what the running gateway bound.
+    pub restart_required: bool,
+    /// Settings a command-line flag or environment variable fixes (stored
+    /// values for them are kept but do not apply).
+    pub fixed_by_flags: Vec<&'static str>,
+}
+
+fn network_view(
+    app: &AppState,
+    stored: Option<crate::store::NetworkSettings>,
+) -> NetworkSettingsView {
+    let stored = stored.unwrap_or_default();
+    let base = app.config.network_base;
+    // Stored values are shown even where a flag overrides them today.
+    let shown = crate::store::NetworkSettings {
+        sip_port: stored.sip_port.or(base.sip_port),
+        rtp_port: stored.rtp_port.or(base.rtp_port),
+        rtsp_port: stored.rtsp_port.or(base.rtsp_port),
+        webrtc_port: stored.webrtc_port.or(base.webrtc_port),
+        public_ip: stored.public_ip.or(base.public_ip),
+    };
+    let f = app.config.listen_flags;
+    let fixed_by_flags = [
+        ("sip_port", f.sip),
+        ("rtp_port", f.rtp),
+        ("rtsp_port", f.rtsp),
+        ("webrtc_port", f.webrtc),
+    ]
+    .into_iter()
+    .filter_map(|(n, fixed)| fixed.then_some(n))
+    .collect();
+    NetworkSettingsView {
+        restart_required: app.config.network_next(&stored) != app.config.network(),
+        settings: shown,
+        fixed_by_flags,
+    }
+}
+
+pub async fn get_network(
+    State(app): State<AppState>,
+) -> Result<Json<NetworkSettingsView>, ApiError> {
+    let stored = app
+        .store
+        .call(|c| db::get_setting(c, db::NETWORK_KEY))
+        .await?;
+    Ok(Json(network_view(&app, stored)))
+}
+
+/// A change to the network settings; absent fields stay, `public_ip: null`
+/// clears the address.
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettingsUpdate {
+    pub sip_port: Option<u16>,
+    pub rtp_port: Option<u16>,
+    pub rtsp_port: Option<u16>,
+    pub webrtc_port: Option<u16>,
+    #[serde(default, deserialize_with = "some_or_null_ip")]
+    pub public_ip: Option<Option<std::net::IpAddr>>,
+}
+
+fn some_or_null_ip<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<std::net::IpAddr>>, D::Error> {
+    <Option<std::net::IpAddr> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+pub async fn put_network(
+    State(app): State<AppState>,
+    _caller: RequireAdmin,
+    ApiJson(body): ApiJson<NetworkSettingsUpdate>,
+) -> Result<Json<NetworkSettingsView>, ApiError> {
+    let mut n: crate::store::NetworkSettings = app
+        .store
+        .call(|c| db::get_setting(c, db::NETWORK_KEY))
+        .await?
+        .unwrap_or_default();
+    for (name, port) in [
+        ("sip_port", body.sip_port),
+        ("rtp_port", body.rtp_port),
+        ("rtsp_port", body.rtsp_port),
+        ("webrtc_port", body.webrtc_port),
+    ] {
+        if port == Some(0) {
+            return Err(ApiError::invalid_field(
+                name,
+                format!("{name} must be 1-65535"),
+            ));
+        }
+    }
+    n.sip_port = body.sip_port.or(n.sip_port);
+    n.rtp_port = body.rtp_port.or(n.rtp_port);
+    n.rtsp_port = body.rtsp_port.or(n.rtsp_port);
+    n.webrtc_port = body.webrtc_port.or(n.webrtc_port);
+    if let Some(ip) = body.public_ip {
+        if ip.is_some_and(|ip| ip.is_unspecified() || ip.is_multicast()) {
+            return Err(ApiError::invalid_field(
+                "public_ip",
+                "public_ip must be a unicast address devices and viewers can reach",
+            ));
+        }
+        n.public_ip = ip;
+    }
+    // What the next start would bind must not collide: SIP and GB media
+    // use both UDP and TCP, RTSP and HTTP TCP, WebRTC UDP. (Checked on the
+    // stored values even where a flag overrides them today.)
+    let running = app.config.network_base;
+    let port = |stored: Option<u16>, run: Option<u16>| stored.or(run).unwrap_or(0);
+    let sip = port(n.sip_port, running.sip_port);
+    let rtp = port(n.rtp_port, running.rtp_port);
+    let tcp = [
+        ("sip_port", sip),
+        ("rtp_port", rtp),
+        ("rtsp_port", port(n.rtsp_port, running.rtsp_port)),
+        ("http", app.config.http_listen.port()),
+    ];
+    let udp = [
+        ("sip_port", sip),
+        ("rtp_port", rtp),
+        ("webrtc_port", port(n.webrtc_port, running.webrtc_port)),
+    ];
+    for set in [&tcp[..], &udp[..]] {
+        for (i, (a, pa)) in set.iter().enumerate() {
+            for (b, pb) in &set[i + 1..] {
+                if *pa != 0 && pa == pb {
+                    let field = if *a == "http" { *b } else { *a };
+                    return Err(ApiError::invalid_field(
+                        field,
+                        format!("{a} and {b} would both use port {pa}"),
+                    ));
+                }
+            }
+        }
+    }
+    app.store
+        .call(move |c| db::put_setting(c, db::NETWORK_KEY, &n))
+        .await?;
+    let view = network_view(&app, Some(n));
+    tracing::info!(settings = ?n, restart_required = view.restart_required, "network settings changed; they apply at the next start");
+    Ok(Json(view))
+}

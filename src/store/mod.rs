@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-pub use settings::{MediaSettings, SipSettings};
+pub use settings::{MediaSettings, NetworkSettings, SipSettings};
 pub use sources::{SourceRecord, Transport};
 pub use tokens::{DIGEST_REALM, TokenInfo, TokenRole, hash_token};
 pub use users::{SessionLifetime, SessionOwner, UserChange, UserInfo};
@@ -245,7 +245,9 @@ mod tests {
 pub mod db {
     pub use super::gb::*;
     pub use super::ptz::{delete_serial_binding, get_serial_binding, put_serial_binding};
-    pub use super::settings::{MEDIA_KEY, SIP_KEY, get as get_setting, put as put_setting};
+    pub use super::settings::{
+        MEDIA_KEY, NETWORK_KEY, SIP_KEY, get as get_setting, put as put_setting,
+    };
     pub use super::sources::{
         delete as delete_source, get as get_source, insert as insert_source, list as list_sources,
         update as update_source,

@@ -56,6 +56,27 @@ impl Default for SipSettings {
 
 pub const SIP_KEY: &str = "sip";
 
+/// Ports and the public address, set from the web UI; applied at the next
+/// start (listeners are bound once). A value here overrides the
+/// configuration file, but not a command-line flag or environment variable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSettings {
+    /// SIP, UDP and TCP.
+    pub sip_port: Option<u16>,
+    /// GB28181 media, UDP and TCP.
+    pub rtp_port: Option<u16>,
+    /// The RTSP server (TCP).
+    pub rtsp_port: Option<u16>,
+    /// WebRTC media (UDP).
+    pub webrtc_port: Option<u16>,
+    /// The address devices and viewers reach this box at (NAT): written in
+    /// SIP headers, SDP offers to devices and WebRTC candidates.
+    pub public_ip: Option<std::net::IpAddr>,
+}
+
+pub const NETWORK_KEY: &str = "network";
+
 pub fn get<T: DeserializeOwned>(conn: &Connection, key: &str) -> Result<Option<T>, StoreError> {
     let v: Option<String> = conn
         .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {

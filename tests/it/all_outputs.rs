@@ -148,6 +148,17 @@ async fn check_metrics(gw: &Gateway, stream: &str) {
     ] {
         assert!(text.contains(&want), "no {want} in\n{text}");
     }
+    // Every watched output has sent bytes.
+    for output in ["flv", "hls", "rtsp", "webrtc"] {
+        let key =
+            format!("camgate_stream_out_bytes_total{{stream=\"{stream}\",output=\"{output}\"}} ");
+        let out = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"));
+        assert!(out > 0, "{key}{out}");
+    }
     let sent = text
         .lines()
         .find_map(|l| l.strip_prefix("camgate_sip_requests_received_total "))

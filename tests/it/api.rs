@@ -455,3 +455,66 @@ async fn every_route_answers_403_to_a_weaker_role() {
     }
     assert!(checked > 40, "{checked} route/role pairs");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_settings_are_checked_stored_and_applied_at_the_next_start() {
+    let gw = Gateway::start(GatewayOptions::default());
+    let (s, v) = gw.get("/api/v1/settings/network", Some(TOKEN)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["restart_required"], false, "{v}");
+    // The harness gives every listen address as an environment variable.
+    assert_eq!(
+        v["fixed_by_flags"],
+        json!(["sip_port", "rtp_port", "rtsp_port", "webrtc_port"])
+    );
+    for (body, field) in [
+        (json!({"sip_port": 7000, "rtp_port": 7000}), "sip_port"),
+        (json!({"webrtc_port": 0}), "webrtc_port"),
+        (json!({"public_ip": "0.0.0.0"}), "public_ip"),
+        (json!({"public_ip": "not an address"}), "public_ip"),
+    ] {
+        let (s, v) = gw
+            .api(Method::PUT, "/api/v1/settings/network", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {v}"
+        );
+    }
+    let (s, v) = gw
+        .api(
+            Method::PUT,
+            "/api/v1/settings/network",
+            Some(json!({"public_ip": "192.0.2.10", "sip_port": 15060})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["public_ip"], "192.0.2.10");
+    assert_eq!(v["sip_port"], 15060);
+    assert_eq!(v["restart_required"], true, "{v}");
+    let dir = gw.stop();
+    let gw = Gateway::start_in(dir, GatewayOptions::default());
+    let (_, v) = gw.get("/api/v1/settings/network", Some(TOKEN)).await;
+    assert_eq!(v["public_ip"], "192.0.2.10", "{v}");
+    // The address applies; the SIP port stays as the flag says.
+    assert!(
+        gw.logs
+            .contains("the stored network setting is overridden by a command-line flag"),
+        "the log names the overridden setting"
+    );
+    let (_, v) = gw.get("/api/v1/settings/network", Some(TOKEN)).await;
+    assert_eq!(v["sip_port"], 15060, "the stored value is shown: {v}");
+    let (s, v) = gw
+        .api(
+            Method::PUT,
+            "/api/v1/settings/network",
+            Some(json!({"public_ip": null})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["restart_required"].as_bool()),
+        (200, Some(true)),
+        "{v}"
+    );
+}
