@@ -40,7 +40,7 @@ fi
 CAMGATE_FFMPEG9="$("$PY" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
 export CAMGATE_FFMPEG9
 
-# Browser tests (tests/it/browser.rs): Debian's chromium driven by
+# Browser tests (tests/it/browser.rs, tests/it/ui.rs): Debian's chromium driven by
 # playwright-core, hls.js served to the page; both from tests/browser's lock.
 # Checked by command, not package: a node from elsewhere (NodeSource) brings
 # its own npm, and Debian's npm package would conflict with it.
@@ -48,6 +48,9 @@ browser_missing=()
 [ -x /usr/bin/chromium ] || browser_missing+=(chromium)
 command -v node >/dev/null || browser_missing+=(nodejs)
 command -v npm >/dev/null || browser_missing+=(npm)
+# The web UI test (tests/it/ui.rs) saves Chinese screenshots: a CJK font
+# makes them readable (the test itself does not depend on it).
+{ command -v fc-list >/dev/null && fc-list :lang=zh | grep -q .; } || browser_missing+=(fonts-wqy-microhei)
 if [ "${#browser_missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${browser_missing[*]}"
     as_root apt-get update -qq

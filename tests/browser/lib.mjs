@@ -27,16 +27,12 @@ export function hlsJs() {
   return readFileSync(require.resolve('hls.js/dist/hls.min.js'));
 }
 
-/**
- * Opens `html` at a URL on the gateway's origin (extra files from `files`:
- * name → body), runs `fn(arg)` in the page and returns its result.
- * Prints the browser console on failure.
- */
-export async function runInPage({ base, html, files = {}, fn, arg, timeoutMs }) {
+/** Headless Chromium with the flags every browser test uses. */
+export async function launch() {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} missing: apt-get install -y chromium`);
   }
-  const browser = await chromium.launch({
+  return chromium.launch({
     executablePath: CHROMIUM,
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -47,6 +43,15 @@ export async function runInPage({ base, html, files = {}, fn, arg, timeoutMs }) 
     ],
     timeout: 30000,
   });
+}
+
+/**
+ * Opens `html` at a URL on the gateway's origin (extra files from `files`:
+ * name → body), runs `fn(arg)` in the page and returns its result.
+ * Prints the browser console on failure.
+ */
+export async function runInPage({ base, html, files = {}, fn, arg, timeoutMs }) {
+  const browser = await launch();
   const log = [];
   try {
     const page = await browser.newPage();

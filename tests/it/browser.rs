@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use crate::common::{Camera, Gateway, GatewayOptions};
 
-fn browser_dir() -> PathBuf {
+pub(crate) fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Runs `node tests/browser/<script> <base> <stream>` and returns its JSON
-/// result, failing the test (with the install command) if a tool is missing.
-async fn run_browser(script: &str, gw: &Gateway, stream: &str) -> serde_json::Value {
+/// Fails the test, with the command that installs it, if chromium, node or
+/// the npm packages of tests/browser are missing.
+pub(crate) fn require_browser_tools() {
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "/usr/bin/chromium missing: apt-get install -y chromium"
@@ -31,6 +31,13 @@ async fn run_browser(script: &str, gw: &Gateway, stream: &str) -> serde_json::Va
             && dir.join("node_modules/hls.js").exists(),
         "browser test packages missing: (cd tests/browser && npm ci)"
     );
+}
+
+/// Runs `node tests/browser/<script> <base> <stream>` and returns its JSON
+/// result, failing the test (with the install command) if a tool is missing.
+async fn run_browser(script: &str, gw: &Gateway, stream: &str) -> serde_json::Value {
+    require_browser_tools();
+    let dir = browser_dir();
     let name = script;
     let (script, base, stream) = (script.to_owned(), gw.base.clone(), stream.to_owned());
     let out = tokio::task::spawn_blocking(move || {

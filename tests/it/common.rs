@@ -253,6 +253,12 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         std::mem::replace(&mut self.dir, dir)
     }
+
+    /// Stops the gateway (SIGTERM) and starts it again on the same data dir
+    /// and configuration; its ports are new (they are picked at start).
+    pub fn restart(self, opts: GatewayOptions) -> Self {
+        Self::start_in(self.stop(), opts)
+    }
 }
 
 impl Drop for Gateway {

@@ -20,5 +20,6 @@ mod rtsp_out;
 mod sessions;
 mod sip_fixtures;
 mod store;
+mod ui;
 mod webhooks;
 mod webrtc;
