@@ -11,6 +11,7 @@ mod live;
 mod metrics;
 mod password;
 mod playback;
+mod probe;
 mod ptz;
 mod records;
 mod session;
@@ -194,6 +195,7 @@ pub const AUTHENTICATED_ROUTES: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/auth/logout", "viewer"),
     ("PUT", "/api/v1/auth/password", "viewer"),
     ("GET", "/api/v1/system", "viewer"),
+    ("POST", "/api/v1/probe/rtsp", "admin"),
     ("PUT", "/api/v1/sources/{name}/ptz/serial", "admin"),
     ("DELETE", "/api/v1/sources/{name}/ptz/serial", "admin"),
 ];
@@ -338,6 +340,7 @@ pub fn router(app: AppState) -> Router {
             axum::routing::put(session::change_password),
         )
         .route("/system", get(system::get))
+        .route("/probe/rtsp", axum::routing::post(probe::rtsp))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authenticate,

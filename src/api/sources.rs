@@ -104,7 +104,7 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn validate_credential(field: &str, v: &Option<String>) -> Result<(), ApiError> {
+pub(super) fn validate_credential(field: &str, v: &Option<String>) -> Result<(), ApiError> {
     if let Some(s) = v
         && (s.len() > 255 || s.chars().any(char::is_control))
     {
@@ -117,7 +117,7 @@ fn validate_credential(field: &str, v: &Option<String>) -> Result<(), ApiError> 
 }
 
 /// Checks an RTSP URL and splits credentials out of it.
-fn split_url(raw: &str) -> Result<(String, Option<String>, Option<String>), ApiError> {
+pub(super) fn split_url(raw: &str) -> Result<(String, Option<String>, Option<String>), ApiError> {
     let mut url = Url::parse(raw.trim())
         .map_err(|e| ApiError::invalid_field("url", format!("not a valid URL: {e}")))?;
     if url.scheme() != "rtsp" {

@@ -285,16 +285,12 @@ fn redacted(url: &Url) -> String {
     u.to_string()
 }
 
-/// One RTSP session: connect, stream frames into the hub, return when the
-/// stream is no longer wanted or something fails. The error carries whether
-/// media had flowed (a session that worked for a while resets the backoff).
-async fn session(
-    stream: &Arc<Stream>,
+/// DESCRIBE, SETUP of the first usable video and audio streams, PLAY:
+/// the demuxed session and the indexes of its video and audio streams.
+async fn open(
     target: &RtspTarget,
-    wanted: &mut watch::Receiver<bool>,
-    target_rx: &mut watch::Receiver<RtspTarget>,
-    timing: RtspTiming,
-) -> Result<SessionEnd, (RtspError, bool)> {
+    connect_timeout: Duration,
+) -> Result<(retina::client::Demuxed, Option<usize>, Option<usize>), RtspError> {
     let url = &target.url;
     let creds = match (&target.username, &target.password) {
         (Some(u), p) => Some(Credentials {
@@ -309,11 +305,10 @@ async fn session(
     let mut described = with_timeout(
         "DESCRIBE",
         url,
-        timing.connect_timeout,
+        connect_timeout,
         retina::client::Session::describe(url.clone(), options),
     )
-    .await
-    .map_err(|e| (e, false))?;
+    .await?;
 
     let mut chosen = Vec::new();
     let streams = described.streams();
@@ -326,7 +321,7 @@ async fn session(
     chosen.extend(video);
     chosen.extend(audio);
     if chosen.is_empty() {
-        return Err((RtspError::NoUsableStream { url: redacted(url) }, false));
+        return Err(RtspError::NoUsableStream { url: redacted(url) });
     }
     for &index in &chosen {
         let transport = match target.transport {
@@ -339,30 +334,127 @@ async fn session(
         with_timeout(
             "SETUP",
             url,
-            timing.connect_timeout,
+            connect_timeout,
             described.setup(index, options),
         )
-        .await
-        .map_err(|e| (e, false))?;
+        .await?;
     }
     let playing = with_timeout(
         "PLAY",
         url,
-        timing.connect_timeout,
+        connect_timeout,
         described.play(PlayOptions::default()),
     )
-    .await
-    .map_err(|e| (e, false))?;
-    let mut demuxed = Box::pin(playing.demuxed().map_err(|source| {
-        (
-            RtspError::Retina {
-                phase: "PLAY",
-                url: redacted(url),
-                source,
-            },
-            false,
-        )
-    })?);
+    .await?;
+    let demuxed = playing.demuxed().map_err(|source| RtspError::Retina {
+        phase: "PLAY",
+        url: redacted(url),
+        source,
+    })?;
+    Ok((demuxed, video, audio))
+}
+
+/// One stream of a probed camera's SDP.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbedStream {
+    pub media: String,
+    pub encoding: String,
+    pub clock_rate_hz: u32,
+    /// Whether camgate would take this stream (first H.264/H.265 video,
+    /// first AAC/G.711 audio).
+    pub used: bool,
+}
+
+/// What a connection test found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProbeReport {
+    pub streams: Vec<ProbedStream>,
+    /// RFC 6381 codec of the video, from its parameter sets (`avc1.64001f`).
+    pub video_codec: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// From the start of the connection to the first frame.
+    pub first_frame_ms: u64,
+}
+
+/// Tests a camera without storing it: connects as a source would (DESCRIBE,
+/// SETUP, PLAY) and waits for the first frame, then disconnects.
+pub async fn probe(
+    target: &RtspTarget,
+    connect_timeout: Duration,
+    media_timeout: Duration,
+) -> Result<ProbeReport, RtspError> {
+    let started = std::time::Instant::now();
+    let (demuxed, video, audio) = open(target, connect_timeout).await?;
+    let mut demuxed = Box::pin(demuxed);
+    let url = &target.url;
+    loop {
+        let item = match tokio::time::timeout(media_timeout, demuxed.next()).await {
+            Err(_) => {
+                return Err(RtspError::NoMedia {
+                    url: redacted(url),
+                    timeout: media_timeout,
+                });
+            }
+            Ok(None) => return Err(RtspError::Ended { url: redacted(url) }),
+            Ok(Some(Err(source))) => {
+                return Err(RtspError::Retina {
+                    phase: "streaming",
+                    url: redacted(url),
+                    source,
+                });
+            }
+            Ok(Some(Ok(item))) => item,
+        };
+        // The first video frame (or audio frame, for audio-only cameras)
+        // proves media flows; video parameters are known by then.
+        let done = match item {
+            CodecItem::VideoFrame(_) => true,
+            CodecItem::AudioFrame(_) => video.is_none(),
+            _ => false,
+        };
+        if !done {
+            continue;
+        }
+        let streams = demuxed.streams();
+        let params = video.and_then(|i| match streams.get(i)?.parameters()? {
+            ParametersRef::Video(v) => Some((v.rfc6381_codec().to_owned(), v.pixel_dimensions())),
+            _ => None,
+        });
+        return Ok(ProbeReport {
+            streams: streams
+                .iter()
+                .enumerate()
+                .map(|(i, s)| ProbedStream {
+                    media: s.media().to_owned(),
+                    encoding: s.encoding_name().to_owned(),
+                    clock_rate_hz: s.clock_rate_hz(),
+                    used: Some(i) == video || Some(i) == audio,
+                })
+                .collect(),
+            video_codec: params.as_ref().map(|p| p.0.clone()),
+            width: params.as_ref().map(|p| p.1.0),
+            height: params.as_ref().map(|p| p.1.1),
+            first_frame_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        });
+    }
+}
+
+/// One RTSP session: connect, stream frames into the hub, return when the
+/// stream is no longer wanted or something fails. The error carries whether
+/// media had flowed (a session that worked for a while resets the backoff).
+async fn session(
+    stream: &Arc<Stream>,
+    target: &RtspTarget,
+    wanted: &mut watch::Receiver<bool>,
+    target_rx: &mut watch::Receiver<RtspTarget>,
+    timing: RtspTiming,
+) -> Result<SessionEnd, (RtspError, bool)> {
+    let url = &target.url;
+    let (demuxed, video, audio) = open(target, timing.connect_timeout)
+        .await
+        .map_err(|e| (e, false))?;
+    let mut demuxed = Box::pin(demuxed);
     tracing::info!(stream = %stream.id(), url = %redacted(url), transport = target.transport.as_str(), "RTSP session playing");
 
     let mut publisher = stream.start_publishing(video.is_some(), audio.is_some());

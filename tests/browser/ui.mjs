@@ -232,11 +232,15 @@ async function mainPhase(browser) {
     await form.locator('input[name=name]').fill('ui-cam');
     await form.locator('input[name=url]').fill(cfg.camera_url);
     await form.locator('select[name=transport]').selectOption('tcp');
+    // Tested before saving: the camera's codec and size come back.
+    await form.locator('[data-testid=source-form-test]').click();
+    await form.locator('[data-testid=form-test-result]:has-text("✓")').waitFor();
+    const tested = await form.locator('[data-testid=form-test-result]').textContent();
+    if (!/H264/.test(tested) || !/\d+×\d+/.test(tested)) throw new Error(`test result: ${tested}`);
     await form.locator('[data-testid=source-save]').click();
     await page.waitForSelector('tr[data-source="ui-cam"]');
     await page.click('tr[data-source="ui-cam"] [data-testid=source-test]');
     await page.waitForSelector('tr[data-source="ui-cam"] [data-testid=test-result]:has-text("✓")');
-    await page.waitForSelector('tr[data-source="ui-cam"][data-state=live]');
     await noHorizontalScroll(page, 'sources');
     await shot(page, '05-sources');
   });

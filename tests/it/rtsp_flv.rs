@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 
 use crate::common::{
-    Camera, Gateway, GatewayOptions, decoded_frames, ffmpeg_debian, ffmpeg_decode, ffmpeg9,
+    Camera, Gateway, GatewayOptions, TOKEN, decoded_frames, ffmpeg_debian, ffmpeg_decode, ffmpeg9,
 };
 use camgate::egress::flv::mux::parse;
 
@@ -202,4 +202,67 @@ async fn camera_credentials_are_used_and_never_returned() {
         err["error"]["message"].as_str().unwrap().contains("401"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn probe_tests_a_camera_without_storing_it() {
+    let cam = Camera::start();
+    let gw = Gateway::start(GatewayOptions::default());
+    let (s, v) = gw
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/probe/rtsp",
+            Some(serde_json::json!({"url": cam.url("h264")})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["ok"], true, "{v}");
+    let r = &v["report"];
+    assert!(
+        r["video_codec"].as_str().unwrap().starts_with("avc1."),
+        "{v}"
+    );
+    assert!(
+        r["width"].as_u64().unwrap() > 0 && r["height"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert!(
+        r["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["media"] == "video" && s["encoding"] == "h264" && s["used"] == true),
+        "{v}"
+    );
+    // Nothing was stored or started.
+    let (_, sources) = gw.get("/api/v1/sources", Some(TOKEN)).await;
+    assert_eq!(sources, serde_json::json!([]));
+    // A wrong path is a failed test with the camera's answer, not an error.
+    let (s, v) = gw
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/probe/rtsp",
+            Some(serde_json::json!({"url": cam.url("no-such-mount")})),
+        )
+        .await;
+    assert_eq!((s, v["ok"].as_bool()), (200, Some(false)), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("DESCRIBE"), "{v}");
+    // A stored source is tested by name.
+    gw.add_source("gate", &cam.url("h264"), "udp").await;
+    let (s, v) = gw
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/probe/rtsp",
+            Some(serde_json::json!({"name": "gate"})),
+        )
+        .await;
+    assert_eq!((s, v["ok"].as_bool()), (200, Some(true)), "{v}");
+    let (s, v) = gw
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/probe/rtsp",
+            Some(serde_json::json!({"url": "http://example.invalid/"})),
+        )
+        .await;
+    assert_eq!((s, v["error"]["field"].as_str()), (400, Some("url")), "{v}");
 }

@@ -1,11 +1,11 @@
 // RTSP sources: list with live state, add/edit/delete (admin), watch, and
-// "test connection". There is no probe API, so the test asks the gateway
-// for the source's HTTP-FLV output: that starts an on-demand source and
-// answers only once the first frame arrived (or with the reason it could
-// not), then reads the stream's tracks from /api/v1/streams/{name}.
-import { api, can, localUrl } from '../api.js';
+// "test connection" (admin): POST /api/v1/probe/rtsp connects to the camera
+// as a source would, waits for the first frame and reports codec and
+// resolution, without storing or starting anything — for a stored source by
+// name, or from the add/edit form before saving.
+import { api, can } from '../api.js';
 import { t } from '../i18n.js';
-import { h, pageHead, table, badge, errorText, dialog, field, formError, toast, confirmDialog, formatRate } from '../dom.js';
+import { h, pageHead, table, badge, errorText, dialog, field, formError, toast, confirmDialog } from '../dom.js';
 import { queuePlay } from './live.js';
 
 const REFRESH_MS = 4000;
@@ -14,6 +14,20 @@ function stateBadge(s) {
   const kind = { live: 'ok', connecting: 'info', error: 'error', idle: 'off' }[s.state] || 'info';
   return h('span', { title: s.reason || '' }, badge(t(`source.state.${s.state}`), kind),
     s.reason && s.state === 'error' ? h('span.muted.reason', ` ${s.reason}`) : null);
+}
+
+/** Runs a connection test; returns the line to show. */
+async function probe(body) {
+  try {
+    const r = await api('POST', '/probe/rtsp', { body });
+    if (!r.ok) return `✗ ${t('sources.test_failed', { message: r.error })}`;
+    const rep = r.report;
+    const tracks = rep.streams.filter((st) => st.used).map((st) => st.encoding.toUpperCase());
+    const size = rep.width ? ` ${rep.width}×${rep.height}` : '';
+    return `✓ ${t('sources.test_ok', { tracks: tracks.join(' + ') || '–' })}${size}, ${rep.first_frame_ms} ms`;
+  } catch (e) {
+    return `✗ ${t('sources.test_failed', { message: errorText(e) })}`;
+  }
 }
 
 export function render(main, _params, { navigate }) {
@@ -44,7 +58,7 @@ export function render(main, _params, { navigate }) {
           class: 'row-actions',
           cell: (s) => [
             h('button.small.primary', { type: 'button', dataset: { testid: 'source-watch' }, onclick: () => { queuePlay({ source: s.name, title: s.name }); navigate('live'); } }, `▶ ${t('sources.watch')}`),
-            h('button.small', { type: 'button', dataset: { testid: 'source-test' }, onclick: (e) => test(s, e.target) }, t('sources.test')),
+            can('admin') ? h('button.small', { type: 'button', dataset: { testid: 'source-test' }, onclick: (e) => test(s, e.target) }, t('sources.test')) : null,
             can('admin') ? h('button.small', { type: 'button', dataset: { testid: 'source-edit' }, onclick: () => edit(s) }, t('common.edit')) : null,
             can('admin') ? h('button.small.danger', { type: 'button', dataset: { testid: 'source-delete' }, onclick: () => remove(s) }, t('common.delete')) : null,
           ],
@@ -60,32 +74,9 @@ export function render(main, _params, { navigate }) {
     button.disabled = true;
     results.set(s.name, t('sources.testing'));
     load();
-    const ctl = new AbortController();
-    try {
-      const resp = await fetch(localUrl(s.urls.http_flv), { credentials: 'same-origin', signal: ctl.signal });
-      if (!resp.ok) {
-        let message = `${resp.status}`;
-        try {
-          message = (await resp.json()).error.message;
-        } catch {
-          // Not JSON: the status says enough.
-        }
-        throw new Error(message);
-      }
-      // Headers mean the first frame arrived; the stream itself is not needed.
-      ctl.abort();
-      const info = await api('GET', `/streams/${encodeURIComponent(s.name)}`);
-      const tracks = info.tracks.map((tr) => (tr.width ? `${tr.codec.toUpperCase()} ${tr.width}×${tr.height}` : tr.codec.toUpperCase()));
-      // The bitrate is measured over a window the stream has only just begun.
-      const rate = info.bitrate_bps > 0 ? `, ${formatRate(info.bitrate_bps)}` : '';
-      results.set(s.name, `✓ ${t('sources.test_ok', { tracks: tracks.join(' + ') || '–' })}${rate}`);
-    } catch (e) {
-      results.set(s.name, `✗ ${t('sources.test_failed', { message: e.message || String(e) })}`);
-    } finally {
-      ctl.abort();
-      button.disabled = false;
-      load();
-    }
+    results.set(s.name, await probe({ name: s.name }));
+    button.disabled = false;
+    load();
   }
 
   async function remove(s) {
@@ -112,9 +103,25 @@ export function render(main, _params, { navigate }) {
           ['tcp', 'udp'].map((v) => h('option', { value: v, selected: (s ? s.transport : 'tcp') === v }, v.toUpperCase())))),
         h('label.check', h('input', { type: 'checkbox', name: 'on_demand', checked: s ? s.on_demand : true }), t('source.on_demand_hint')),
         h('label.check', h('input', { type: 'checkbox', name: 'enabled', checked: s ? s.enabled : true }), t('source.enabled')),
+        h('p.test-result', { dataset: { testid: 'form-test-result' } }),
         h('div.actions',
+          h('button', { type: 'button', dataset: { testid: 'source-form-test' }, onclick: (e) => testForm(e.target) }, t('sources.test')),
           h('button', { type: 'button', onclick: () => close(null) }, t('common.cancel')),
           h('button.primary', { type: 'submit', dataset: { testid: 'source-save' } }, t('common.save'))));
+      // Tests what is typed, before saving. Stored credentials are used
+      // when editing a source and none were typed.
+      async function testForm(button) {
+        const fd = new FormData(form);
+        const out = form.querySelector('[data-testid=form-test-result]');
+        const user = fd.get('username').trim();
+        const body = s && !user && !fd.get('password') && fd.get('url').trim() === s.url
+          ? { name: s.name }
+          : { url: fd.get('url').trim(), transport: fd.get('transport'), ...(user ? { username: user, password: fd.get('password') } : {}) };
+        button.disabled = true;
+        out.textContent = t('sources.testing');
+        out.textContent = await probe(body);
+        button.disabled = false;
+      }
       form.addEventListener('submit', async (e) => {
         e.preventDefault();
         const fd = new FormData(form);
