@@ -37,6 +37,11 @@ if ! "$PY" -c 'import imageio_ffmpeg' 2>/dev/null; then
     log "installing imageio-ffmpeg (FFmpeg 9) from PyPI"
     "$PY" -m pip install -q imageio-ffmpeg==0.8.1
 fi
+# Schemathesis (tests/it/openapi.rs) checks the API against its OpenAPI document.
+if [ "$(schemathesis --version 2>/dev/null)" != "schemathesis, version 4.32.5" ]; then
+    log "installing schemathesis from PyPI"
+    "$PY" -m pip install -q schemathesis==4.32.5
+fi
 CAMGATE_FFMPEG9="$("$PY" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
 export CAMGATE_FFMPEG9
 

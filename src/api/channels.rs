@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
+use super::json::ApiPath;
 use super::{ApiError, ApiJson, AppState, StreamUrls, stream_urls};
 use super::{RequireAdmin, RequireOperator};
 use crate::egress::wait_for_media;
@@ -15,14 +16,14 @@ use crate::gb::live::{LiveError, SessionInfo, stream_id};
 use crate::gb::media::MediaTransport;
 use crate::store::db;
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlayRequest {
     /// `udp`, `tcp_passive` or `tcp_active`; default: the channel's setting.
     pub transport: Option<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct PlayResponse {
     pub stream: String,
     pub urls: StreamUrls,
@@ -79,14 +80,17 @@ async fn channel_transport(
 /// Starts the channel's live stream (INVITE) and waits for its first frame,
 /// then returns where to watch it. The stream then lives on demand: it stops
 /// a grace period after its last viewer.
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/play", tag = "channels", summary = "Start the live stream and wait for its first frame", description = "The body is optional (an empty body uses the channel's transport).", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body(content = Option<PlayRequest>, content_type = "application/json"), responses((status = 200, description = "Streaming; where to watch", body = PlayResponse), (status = 404, description = "No such channel"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused the INVITE or the media failed (`device_error`, `source_failed`)"), (status = 503, description = "No media port free (`no_capacity`) or the stream ended before its first frame (`stream_ended`)"), (status = 504, description = "No answer or no first frame within the start timeout (`device_timeout`, `source_timeout`)")))]
 pub async fn play(
     State(app): State<AppState>,
     _caller: RequireOperator,
     headers: HeaderMap,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<Json<PlayResponse>, ApiError> {
-    let body: PlayRequest = if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or JSON `null`, asks for the channel's own transport.
+    let trimmed = body.trim_ascii();
+    let body: PlayRequest = if trimmed.is_empty() || trimmed == b"null" {
         PlayRequest::default()
     } else {
         super::parse_json(&body)?
@@ -127,10 +131,11 @@ pub async fn play(
 }
 
 /// Stops the channel's live stream now (BYE), whoever watches.
+#[utoipa::path(delete, path = "/api/v1/channels/{device_id}/{channel_id}/play", tag = "channels", summary = "Stop the live stream now (BYE)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), responses((status = 204, description = "Stopped"), (status = 404, description = "No live stream for this channel")))]
 pub async fn stop(
     State(app): State<AppState>,
     RequireOperator(_caller): RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let id = stream_id(&device_id, &channel_id);
     if app.gb_live.stop(&id) {
@@ -142,17 +147,18 @@ pub async fn stop(
     }
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelPatch {
     /// `udp`, `tcp_passive` or `tcp_active`.
     pub transport: Option<String>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/channels/{device_id}/{channel_id}", tag = "channels", summary = "Change a channel's media transport (admin)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = ChannelPatch, responses((status = 200, description = "The channel", body = crate::store::db::ChannelRecord), (status = 404, description = "No such channel")))]
 pub async fn update(
     State(app): State<AppState>,
     _caller: RequireAdmin,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<ChannelPatch>,
 ) -> Result<Json<db::ChannelRecord>, ApiError> {
     let (d, c) = (device_id.clone(), channel_id.clone());

@@ -2,10 +2,11 @@
 //! and `/api/v1/events`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::json::ApiPath;
 use super::{ApiError, ApiJson, ApiQuery, AppState};
 use super::{RequireAdmin, RequireOperator};
 use crate::gb::manscdp::{Body, Charset};
@@ -15,7 +16,7 @@ use crate::sip::digest;
 use crate::store::db;
 
 /// A device as the API shows it: the stored record plus live state.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct DeviceView {
     #[serde(flatten)]
     pub record: db::DeviceRecord,
@@ -55,7 +56,8 @@ fn view(app: &AppState, record: db::DeviceRecord) -> DeviceView {
     }
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub online: Option<bool>,
@@ -63,10 +65,11 @@ pub struct ListQuery {
     /// 1-based.
     pub page: Option<u32>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub page_size: Option<u32>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: u64,
@@ -74,6 +77,7 @@ pub struct Page<T> {
     pub page_size: u32,
 }
 
+#[utoipa::path(get, path = "/api/v1/devices", tag = "devices", summary = "List GB28181 devices", params(ListQuery), responses((status = 200, description = "One page of devices", body = Page<DeviceView>)))]
 pub async fn list(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -118,9 +122,10 @@ async fn load(app: &AppState, id: &str) -> Result<db::DeviceRecord, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no device {id}")))
 }
 
+#[utoipa::path(get, path = "/api/v1/devices/{id}", tag = "devices", summary = "One device", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001")), responses((status = 200, description = "The device", body = DeviceView), (status = 404, description = "No such device")))]
 pub async fn get(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<DeviceView>, ApiError> {
     let record = load(&app, &id).await?;
     Ok(Json(view(&app, record)))
@@ -133,9 +138,11 @@ fn double_option<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceCreate {
+    /// 1–64 letters or digits (GB28181: 20 digits).
+    #[schema(pattern = "^[A-Za-z0-9]{1,64}$")]
     pub id: String,
     pub name: Option<String>,
     /// The device's own password; without it the default applies.
@@ -146,7 +153,7 @@ pub struct DeviceCreate {
 
 /// Fields absent stay as they are; `null` clears (`password: null` falls back
 /// to the default password, `charset: null` to detection).
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevicePatch {
     #[serde(default, deserialize_with = "double_option")]
@@ -191,6 +198,7 @@ fn parse_charset(label: &str) -> Result<&'static str, ApiError> {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/devices", tag = "devices", summary = "Add a GB28181 device (admin)", request_body = DeviceCreate, responses((status = 201, description = "Added", body = DeviceView), (status = 409, description = "The id is taken (`conflict`)")))]
 pub async fn create(
     State(app): State<AppState>,
     _caller: RequireAdmin,
@@ -232,10 +240,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&app, record))))
 }
 
+#[utoipa::path(patch, path = "/api/v1/devices/{id}", tag = "devices", summary = "Change a device (admin)", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001")), request_body = DevicePatch, responses((status = 200, description = "Changed", body = DeviceView), (status = 404, description = "No such device")))]
 pub async fn update(
     State(app): State<AppState>,
     _caller: RequireAdmin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<DevicePatch>,
 ) -> Result<Json<DeviceView>, ApiError> {
     let mut u = db::DeviceUpdate::default();
@@ -275,10 +284,11 @@ pub async fn update(
     Ok(Json(view(&app, record)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/devices/{id}", tag = "devices", summary = "Remove a device (admin)", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001")), responses((status = 204, description = "Removed"), (status = 404, description = "No such device")))]
 pub async fn delete(
     State(app): State<AppState>,
     _caller: RequireAdmin,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = id.clone();
     if !app.store.call(move |c| db::delete_device(c, &key)).await? {
@@ -319,10 +329,11 @@ async fn require_known(app: &AppState, id: &str) -> Result<(), ApiError> {
     load(app, id).await.map(|_| ())
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{id}/catalog/refresh", tag = "devices", summary = "Query the device's catalog now", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001")), responses((status = 200, description = "What the device answered", body = crate::gb::CatalogSummary), (status = 404, description = "No such device"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused or answered nonsense (`device_error`)"), (status = 504, description = "The device did not answer in time (`device_timeout`)")))]
 pub async fn catalog_refresh(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<crate::gb::CatalogSummary>, ApiError> {
     require_known(&app, &id).await?;
     match app.gb.query(&id, "Catalog", &[]).await? {
@@ -331,9 +342,10 @@ pub async fn catalog_refresh(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/devices/{id}/info", tag = "devices", summary = "DeviceInfo query", description = "Asks the device now (GB/T 28181-2016 A.2.4.4); the answer's fields as the device sent them.", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001")), responses((status = 200, description = "The device's answer", body = Object), (status = 404, description = "No such device"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused or answered nonsense (`device_error`)"), (status = 504, description = "The device did not answer in time (`device_timeout`)")))]
 pub async fn info(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_known(&app, &id).await?;
     match app.gb.query(&id, "DeviceInfo", &[]).await? {
@@ -345,9 +357,10 @@ pub async fn info(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/devices/{id}/status", tag = "devices", summary = "DeviceStatus query", description = "Asks the device now (GB/T 28181-2016 A.2.4.5); the answer's fields as the device sent them.", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001")), responses((status = 200, description = "The device's answer", body = Object), (status = 404, description = "No such device"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused or answered nonsense (`device_error`)"), (status = 504, description = "The device did not answer in time (`device_timeout`)")))]
 pub async fn status(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_known(&app, &id).await?;
     match app.gb.query(&id, "DeviceStatus", &[]).await? {
@@ -359,7 +372,8 @@ pub async fn status(
     }
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelQuery {
     /// Only nodes of this kind (`camera`, `region`, `business_group`,
@@ -369,9 +383,10 @@ pub struct ChannelQuery {
     pub parent_id: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/devices/{id}/channels", tag = "devices", summary = "The device's catalog (channels and tree nodes)", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001"), ChannelQuery), responses((status = 200, description = "Catalog nodes", body = Vec<crate::store::db::ChannelRecord>), (status = 404, description = "No such device")))]
 pub async fn channels(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ChannelQuery>,
 ) -> Result<Json<Vec<db::ChannelRecord>>, ApiError> {
     require_known(&app, &id).await?;
@@ -386,7 +401,8 @@ pub async fn channels(
     Ok(Json(all))
 }
 
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventQuery {
     pub device_id: Option<String>,
@@ -396,12 +412,14 @@ pub struct EventQuery {
     /// Unix milliseconds.
     pub since: Option<i64>,
     /// 1–1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only events nobody acknowledged (alarms).
     #[serde(default)]
     pub unacknowledged: bool,
 }
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", summary = "The event log, newest first", params(EventQuery), responses((status = 200, description = "Events", body = Vec<crate::store::db::EventRecord>)))]
 pub async fn events(
     State(app): State<AppState>,
     ApiQuery(q): ApiQuery<EventQuery>,
@@ -424,7 +442,7 @@ pub async fn events(
     Ok(Json(app.store.call(move |c| db::list_events(c, &f)).await?))
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct Acknowledged {
     #[serde(flatten)]
     pub event: db::EventRecord,
@@ -437,10 +455,11 @@ pub struct Acknowledged {
 /// `POST /api/v1/events/{id}/ack`: an operator acknowledges an alarm; the
 /// gateway resets it on the device (DeviceControl `AlarmCmd ResetAlarm`,
 /// GB/T 28181-2016 A.2.3.1.6) and records who acknowledged it.
+#[utoipa::path(post, path = "/api/v1/events/{id}/ack", tag = "events", summary = "Acknowledge an alarm (resets it on the device)", params(("id" = i64, Path, description = "Event id")), responses((status = 200, description = "Acknowledged", body = Acknowledged), (status = 404, description = "No such event"), (status = 409, description = "Not an alarm (`not_an_alarm`)")))]
 pub async fn acknowledge(
     State(app): State<AppState>,
     RequireOperator(caller): RequireOperator,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<Acknowledged>, ApiError> {
     let event = app
         .store

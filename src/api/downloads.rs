@@ -3,17 +3,18 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
 use super::RequireOperator;
+use super::json::ApiPath;
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::egress::download::{DownloadError, DownloadInfo};
 use crate::store::TokenRole;
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadRequest {
     /// Unix seconds (as `records` gives them).
@@ -21,6 +22,7 @@ pub struct DownloadRequest {
     pub end: u64,
     /// `a=downloadspeed` (1–8, default 4): how much faster than real time
     /// the device sends.
+    #[schema(minimum = 1, maximum = 8)]
     pub speed: Option<u32>,
     pub transport: Option<String>,
 }
@@ -38,10 +40,11 @@ impl From<DownloadError> for ApiError {
 
 /// `POST /api/v1/channels/{d}/{c}/downloads`: INVITE `s=Download`; 202 with
 /// the download's id and progress once the device accepted and sends.
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/downloads", tag = "downloads", summary = "Download a recording into an MP4 on the box (INVITE s=Download)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = DownloadRequest, responses((status = 202, description = "Started; poll its progress", body = crate::egress::download::DownloadInfo), (status = 404, description = "No such channel"), (status = 409, description = "The device is offline"), (status = 502, description = "The device refused the INVITE or the media failed (`device_error`, `source_failed`)"), (status = 503, description = "No media port free (`no_capacity`) or the stream ended before its first frame (`stream_ended`)"), (status = 504, description = "No answer or no first frame within the start timeout (`device_timeout`, `source_timeout`)")))]
 pub async fn start(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<DownloadRequest>,
 ) -> Result<(StatusCode, Json<DownloadInfo>), ApiError> {
     if req.end <= req.start {
@@ -98,6 +101,7 @@ pub async fn start(
     Ok((StatusCode::ACCEPTED, Json(info)))
 }
 
+#[utoipa::path(get, path = "/api/v1/downloads", tag = "downloads", summary = "Downloads", responses((status = 200, description = "Every download", body = Vec<crate::egress::download::DownloadInfo>)))]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -106,10 +110,11 @@ pub async fn list(
     Ok(Json(app.downloads.list()))
 }
 
+#[utoipa::path(get, path = "/api/v1/downloads/{id}", tag = "downloads", summary = "One download's progress", params(("id" = u64, Path, description = "Download id")), responses((status = 200, description = "The download", body = crate::egress::download::DownloadInfo), (status = 404, description = "No such download")))]
 pub async fn get(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> Result<Json<DownloadInfo>, ApiError> {
     caller.require(TokenRole::Viewer)?;
     app.downloads
@@ -119,10 +124,11 @@ pub async fn get(
 }
 
 /// `GET /api/v1/downloads/{id}/file`: the MP4, streamed from disk.
+#[utoipa::path(get, path = "/api/v1/downloads/{id}/file", tag = "downloads", summary = "The downloaded MP4", params(("id" = u64, Path, description = "Download id")), responses((status = 200, description = "The file", body = Vec<u8>, content_type = "video/mp4"), (status = 404, description = "No such download"), (status = 409, description = "Not finished (`not_ready`)")))]
 pub async fn file(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> Result<Response, ApiError> {
     caller.require(TokenRole::Viewer)?;
     let path = app.downloads.file(id)?;
@@ -146,10 +152,11 @@ pub async fn file(
     Ok(r)
 }
 
+#[utoipa::path(delete, path = "/api/v1/downloads/{id}", tag = "downloads", summary = "Cancel a download and delete its file", params(("id" = u64, Path, description = "Download id")), responses((status = 204, description = "Deleted"), (status = 404, description = "No such download")))]
 pub async fn delete(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path(id): Path<u64>,
+    ApiPath(id): ApiPath<u64>,
 ) -> Result<StatusCode, ApiError> {
     app.downloads.delete(id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -15,15 +15,24 @@ pub struct ApiError {
     pub field: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// Every error answer of the API (all 4xx and 5xx of `/api/v1` and the live
+/// outputs) has this body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ApiErrorBody)]
+pub(super) struct Body<'a> {
+    #[schema(inline)]
     error: Inner<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Inner<'a> {
+    /// Machine-readable: `invalid_field`, `invalid_json`, `invalid_query`,
+    /// `invalid_path`, `unauthorized`, `forbidden`, `not_found`, `conflict`,
+    /// `device_offline`, `device_timeout`, `storage_full`, … (stable).
     code: &'a str,
+    /// For people; may change between versions.
     message: &'a str,
+    /// The request field at fault (`name`, `inner.port`), when one is.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }

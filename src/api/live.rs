@@ -5,11 +5,12 @@ use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
+use super::json::ApiPath;
 use super::{ApiError, AppState};
 use crate::egress::StartError;
 use crate::egress::flv::FlvByteStream;
@@ -39,9 +40,10 @@ pub(super) fn start_error(e: StartError) -> ApiError {
     }
 }
 
+#[utoipa::path(get, path = "/live/{file}", tag = "live", summary = "HTTP-FLV (or WS-FLV on a WebSocket upgrade)", description = "`{stream}.flv`. An endless stream. With `[viewer] require_token` it needs a token (`Authorization: Bearer` or `?token=`) or a signed URL (`?exp=&sig=`).", params(("file" = String, Path, description = "`{stream}.flv`"), ("token" = Option<String>, Query, description = "API token, for players that cannot set headers"), ("exp" = Option<u64>, Query, description = "Signed URL: expiry (Unix seconds)"), ("sig" = Option<String>, Query, description = "Signed URL: signature")), responses((status = 200, description = "FLV, endless", body = Vec<u8>, content_type = "video/x-flv"), (status = 101, description = "WebSocket upgrade (WS-FLV): FLV in binary messages"), (status = 401, description = "A viewer token or signed URL is required"), (status = 404, description = "No such stream, or not `.flv`"), (status = 502, description = "The source failed (`source_failed`)"), (status = 503, description = "The stream ended (`stream_ended`)"), (status = 504, description = "No first frame in time (`source_timeout`)")))]
 pub async fn flv(
     State(app): State<AppState>,
-    Path(file): Path<String>,
+    ApiPath(file): ApiPath<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
     let id = file
@@ -139,9 +141,10 @@ pub async fn find_stream(
 
 /// HLS: `/live/{stream}/index.m3u8` (LL-HLS, blocking reload with
 /// `_HLS_msn`/`_HLS_part`), `init.mp4`, `seg{n}.m4s`, `part{n}.{m}.m4s`.
+#[utoipa::path(get, path = "/live/{stream}/{file}", tag = "live", summary = "LL-HLS: playlist, init segment, segments, parts", description = "`index.m3u8` (blocking reload with `_HLS_msn`/`_HLS_part`), `init.mp4`, `seg{n}.m4s`, `part{n}.{m}.m4s`. Viewer auth as for FLV.", params(("stream" = String, Path, description = "Stream id"), ("file" = String, Path, description = "`index.m3u8`, `init.mp4`, `seg{n}.m4s` or `part{n}.{m}.m4s`"), ("_HLS_msn" = Option<u64>, Query, description = "Blocking reload: media sequence number"), ("_HLS_part" = Option<u64>, Query, description = "Blocking reload: part"), ("token" = Option<String>, Query, description = "API token"), ("exp" = Option<u64>, Query, description = "Signed URL: expiry"), ("sig" = Option<String>, Query, description = "Signed URL: signature")), responses((status = 200, description = "The playlist (`application/vnd.apple.mpegurl`) or fMP4 media (`video/mp4`)", content((String = "application/vnd.apple.mpegurl"), (Vec<u8> = "video/mp4"))), (status = 400, description = "Bad blocking-reload directive (`hls_bad_directive`, `hls_too_far`)"), (status = 401, description = "A viewer token or signed URL is required"), (status = 404, description = "No such stream or file"), (status = 502, description = "The source failed"), (status = 503, description = "No HLS media in time (`hls_not_ready`) or the stream ended"), (status = 504, description = "No first frame in time")))]
 pub async fn hls(
     State(app): State<AppState>,
-    Path((id, file)): Path<(String, String)>,
+    ApiPath((id, file)): ApiPath<(String, String)>,
     headers: axum::http::HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, ApiError> {

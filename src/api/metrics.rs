@@ -46,6 +46,7 @@ impl Exposition {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "metrics", summary = "Prometheus metrics (text exposition format 0.0.4)", responses((status = 200, description = "Metrics", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     caller.require(TokenRole::Viewer)?;
     let mut m = Exposition::default();

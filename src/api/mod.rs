@@ -9,6 +9,7 @@ mod error;
 mod json;
 mod live;
 mod metrics;
+mod openapi;
 mod password;
 mod playback;
 mod probe;
@@ -340,7 +341,7 @@ pub fn router(app: AppState) -> Router {
             axum::routing::put(session::change_password),
         )
         .route("/system", get(system::get))
-        .route("/probe/rtsp", axum::routing::post(probe::rtsp))
+        .route("/probe/rtsp", axum::routing::post(probe::probe_rtsp))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::authenticate,
@@ -355,6 +356,8 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/health", get(health))
         // Signing in needs no credentials (it makes them); it is rate-limited.
         .route("/api/v1/auth/login", axum::routing::post(session::login))
+        .route("/api/openapi.json", get(openapi::openapi_json))
+        .route("/api/docs", get(openapi::docs_index))
         .nest("/api/v1", v1)
         .merge(metrics)
         .route("/live/{file}", get(live::flv))
@@ -372,13 +375,14 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(cors, cors::layer))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
     status: &'static str,
     version: &'static str,
     uptime_secs: u64,
 }
 
+#[utoipa::path(get, path = "/api/v1/health", tag = "health", summary = "Liveness (no authentication)", responses((status = 200, description = "Up", body = Health)))]
 async fn health(axum::extract::State(app): axum::extract::State<AppState>) -> axum::Json<Health> {
     axum::Json(Health {
         status: "ok",
@@ -389,7 +393,7 @@ async fn health(axum::extract::State(app): axum::extract::State<AppState>) -> ax
 
 /// Where a stream can be watched, as absolute URLs for the host the client
 /// used to reach the API.
-#[derive(Serialize, Debug, Clone)]
+#[derive(Serialize, Debug, Clone, utoipa::ToSchema)]
 pub struct StreamUrls {
     pub http_flv: String,
     pub ws_flv: String,

@@ -4,16 +4,17 @@
 //! output plays it.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::RequireOperator;
+use super::json::ApiPath;
 use super::{ApiError, ApiJson, AppState, StreamUrls, stream_urls};
 use crate::egress::wait_for_media;
 use crate::gb::live::{PlaybackCmd, SessionInfo};
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaybackRequest {
     /// Unix seconds (as `records` gives them).
@@ -23,7 +24,7 @@ pub struct PlaybackRequest {
     pub transport: Option<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct PlaybackResponse {
     pub stream: String,
     pub urls: StreamUrls,
@@ -32,11 +33,12 @@ pub struct PlaybackResponse {
 
 /// `POST /api/v1/channels/{d}/{c}/playback`: INVITE `s=Playback` for the
 /// span and wait for its first frame.
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/playback", tag = "playback", summary = "Play back a recording (INVITE s=Playback)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = PlaybackRequest, responses((status = 200, description = "Streaming; where to watch", body = PlaybackResponse), (status = 404, description = "No such channel"), (status = 409, description = "The device is offline"), (status = 502, description = "The device refused the INVITE or the media failed (`device_error`, `source_failed`)"), (status = 503, description = "No media port free (`no_capacity`) or the stream ended before its first frame (`stream_ended`)"), (status = 504, description = "No answer or no first frame within the start timeout (`device_timeout`, `source_timeout`)")))]
 pub async fn start(
     State(app): State<AppState>,
     _caller: RequireOperator,
     headers: HeaderMap,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<PlaybackRequest>,
 ) -> Result<Json<PlaybackResponse>, ApiError> {
     if req.end <= req.start {
@@ -71,8 +73,9 @@ pub async fn start(
 }
 
 /// `{"action": "pause" | "resume" | "seek" | "scale", "offset": secs, "scale": x}`.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+#[schema(as = PlaybackControlRequest)]
 pub enum ControlRequest {
     Pause,
     Resume,
@@ -86,16 +89,18 @@ pub enum ControlRequest {
     },
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = PlaybackControlResponse)]
 pub struct ControlResponse {
     /// The device's SIP status for the INFO.
     pub status: u16,
 }
 
+#[utoipa::path(post, path = "/api/v1/playback/{stream}/control", tag = "playback", summary = "Pause, resume, seek, speed (MANSRTSP)", params(("stream" = String, Path, description = "Playback stream id")), request_body = ControlRequest, responses((status = 200, description = "The device accepted", body = ControlResponse), (status = 404, description = "No such playback stream"), (status = 502, description = "The device refused (`device_error`)"), (status = 504, description = "No answer within 10 s, or the session is not playing yet (`device_timeout`)")))]
 pub async fn control(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path(stream): Path<String>,
+    ApiPath(stream): ApiPath<String>,
     ApiJson(req): ApiJson<ControlRequest>,
 ) -> Result<Json<ControlResponse>, ApiError> {
     let cmd = match req {
@@ -117,15 +122,21 @@ pub async fn control(
             format!("the device refused the {cmd:?} command: SIP {status}"),
         )),
         Err(e) if e.starts_with("no playback stream") => Err(ApiError::not_found(e)),
+        Err(e) if e.starts_with("timed out") => Err(ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "device_timeout",
+            e,
+        )),
         Err(e) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "device_error", e)),
     }
 }
 
 /// `DELETE /api/v1/playback/{stream}`: BYE now.
+#[utoipa::path(delete, path = "/api/v1/playback/{stream}", tag = "playback", summary = "Stop a playback (BYE)", params(("stream" = String, Path, description = "Playback stream id")), responses((status = 204, description = "Stopped"), (status = 404, description = "No such playback stream")))]
 pub async fn stop(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path(stream): Path<String>,
+    ApiPath(stream): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     // Only playback streams (live ones have their own route).
     if stream.matches('_').count() != 3 || !app.gb_live.stop(&stream) {

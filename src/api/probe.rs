@@ -17,7 +17,7 @@ use crate::store::{Transport, db};
 
 /// A stored source by `name` (with its stored credentials), or a camera by
 /// `url` (and credentials).
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeRequest {
     pub name: Option<String>,
@@ -28,7 +28,7 @@ pub struct ProbeRequest {
     pub transport: Transport,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ProbeResult {
     /// Whether a frame arrived.
     pub ok: bool,
@@ -43,7 +43,8 @@ pub struct ProbeResult {
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 // Admin only: it makes the gateway connect wherever the caller says.
-pub async fn rtsp(
+#[utoipa::path(post, path = "/api/v1/probe/rtsp", tag = "sources", summary = "Test an RTSP camera without storing it (admin)", request_body = ProbeRequest, responses((status = 200, description = "The test ran: `ok` says whether a frame arrived", body = ProbeResult), (status = 404, description = "No stored source with that name")))]
+pub async fn probe_rtsp(
     State(app): State<AppState>,
     _caller: RequireAdmin,
     ApiJson(body): ApiJson<ProbeRequest>,

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use super::json::ApiPath;
 use super::{ApiError, ApiJson, AppState};
 use super::{RequireAdmin, RequireOperator};
 use crate::gb::Preset;
@@ -26,7 +27,7 @@ fn default_zoom_speed() -> u8 {
 /// A PTZ request. Motion (`move`, `zoom`, `focus`, `iris`) continues until
 /// `stop`/`lens_stop`, until `duration_ms` has passed, or at most
 /// [`crate::ptz::MAX_MOTION`].
-#[derive(Deserialize, Debug, Clone, Copy)]
+#[derive(Deserialize, Debug, Clone, Copy, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum PtzRequest {
     Move {
@@ -145,7 +146,7 @@ impl PtzRequest {
 
 /// Cruise (tour) routes: `add`/`delete` a preset (preset 0 deletes the
 /// route), `speed`, `dwell` (seconds at each preset), `start`, `stop`.
-#[derive(Deserialize, Debug, Clone, Copy)]
+#[derive(Deserialize, Debug, Clone, Copy, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum CruiseRequest {
     Add { route: u8, preset: u8 },
@@ -158,7 +159,7 @@ pub enum CruiseRequest {
 
 /// Linear scan: `start`, `set_left`/`set_right` (the limits at the current
 /// position), `speed`, `stop`.
-#[derive(Deserialize, Debug, Clone, Copy)]
+#[derive(Deserialize, Debug, Clone, Copy, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ScanRequest {
     Start { group: u8 },
@@ -228,20 +229,22 @@ async fn send(
     ))
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/ptz", tag = "ptz", summary = "Pan, tilt, zoom, focus, iris, aux", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = PtzRequest, responses((status = 200, description = "Where the command went", body = crate::ptz::Sent), (status = 400, description = "Out-of-range command (`invalid_ptz`) or bad body"), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`), or the source has no serial PTZ head (`no_ptz`)"), (status = 502, description = "The device refused the command (`device_error`)"), (status = 503, description = "The serial port cannot be opened (`serial_unavailable`)"), (status = 504, description = "The device did not answer in time")))]
 pub async fn ptz(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<PtzRequest>,
 ) -> Result<Json<Sent>, ApiError> {
     let (cmd, duration) = req.command();
     send(&app, &device_id, &channel_id, cmd, duration).await
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/cruise", tag = "ptz", summary = "Cruise (tour) routes", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = CruiseRequest, responses((status = 200, description = "Where the command went", body = crate::ptz::Sent), (status = 400, description = "Out-of-range command (`invalid_ptz`) or bad body"), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`), or the source has no serial PTZ head (`no_ptz`)"), (status = 502, description = "The device refused the command (`device_error`)"), (status = 503, description = "The serial port cannot be opened (`serial_unavailable`)"), (status = 504, description = "The device did not answer in time")))]
 pub async fn cruise(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<CruiseRequest>,
 ) -> Result<Json<Sent>, ApiError> {
     let cmd = match req {
@@ -255,10 +258,11 @@ pub async fn cruise(
     send(&app, &device_id, &channel_id, cmd, None).await
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/scan", tag = "ptz", summary = "Linear scan", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = ScanRequest, responses((status = 200, description = "Where the command went", body = crate::ptz::Sent), (status = 400, description = "Out-of-range command (`invalid_ptz`) or bad body"), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`), or the source has no serial PTZ head (`no_ptz`)"), (status = 502, description = "The device refused the command (`device_error`)"), (status = 503, description = "The serial port cannot be opened (`serial_unavailable`)"), (status = 504, description = "The device did not answer in time")))]
 pub async fn scan(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<ScanRequest>,
 ) -> Result<Json<Sent>, ApiError> {
     let cmd = match req {
@@ -271,20 +275,22 @@ pub async fn scan(
     send(&app, &device_id, &channel_id, cmd, None).await
 }
 
+#[utoipa::path(get, path = "/api/v1/channels/{device_id}/{channel_id}/presets", tag = "ptz", summary = "The presets the device reports (PresetQuery)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), responses((status = 200, description = "Presets", body = Vec<crate::gb::Preset>), (status = 404, description = "No such channel"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused or answered nonsense (`device_error`)"), (status = 504, description = "The device did not answer in time (`device_timeout`)")))]
 pub async fn presets(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
 ) -> Result<Json<Vec<Preset>>, ApiError> {
     require_channel(&app, &device_id, &channel_id).await?;
     Ok(Json(app.gb.presets(&device_id, &channel_id).await?))
 }
 
 /// `PUT /presets/{preset}`: stores the current position as `preset`.
+#[utoipa::path(put, path = "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}", tag = "ptz", summary = "Store the current position as a preset", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001"), ("preset" = u8, Path, description = "Preset number 0-255")), responses((status = 200, description = "Where the command went", body = crate::ptz::Sent), (status = 400, description = "Out-of-range command (`invalid_ptz`) or bad body"), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`), or the source has no serial PTZ head (`no_ptz`)"), (status = 502, description = "The device refused the command (`device_error`)"), (status = 503, description = "The serial port cannot be opened (`serial_unavailable`)"), (status = 504, description = "The device did not answer in time")))]
 pub async fn preset_set(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id, preset)): Path<(String, String, u8)>,
+    ApiPath((device_id, channel_id, preset)): ApiPath<(String, String, u8)>,
 ) -> Result<Json<Sent>, ApiError> {
     send(
         &app,
@@ -297,10 +303,11 @@ pub async fn preset_set(
 }
 
 /// `POST /presets/{preset}/call`.
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}/call", tag = "ptz", summary = "Go to a preset", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001"), ("preset" = u8, Path, description = "Preset number 0-255")), responses((status = 200, description = "Where the command went", body = crate::ptz::Sent), (status = 400, description = "Out-of-range command (`invalid_ptz`) or bad body"), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`), or the source has no serial PTZ head (`no_ptz`)"), (status = 502, description = "The device refused the command (`device_error`)"), (status = 503, description = "The serial port cannot be opened (`serial_unavailable`)"), (status = 504, description = "The device did not answer in time")))]
 pub async fn preset_call(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id, preset)): Path<(String, String, u8)>,
+    ApiPath((device_id, channel_id, preset)): ApiPath<(String, String, u8)>,
 ) -> Result<Json<Sent>, ApiError> {
     send(
         &app,
@@ -312,10 +319,11 @@ pub async fn preset_call(
     .await
 }
 
+#[utoipa::path(delete, path = "/api/v1/channels/{device_id}/{channel_id}/presets/{preset}", tag = "ptz", summary = "Delete a preset", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001"), ("preset" = u8, Path, description = "Preset number 0-255")), responses((status = 200, description = "Where the command went", body = crate::ptz::Sent), (status = 400, description = "Out-of-range command (`invalid_ptz`) or bad body"), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`), or the source has no serial PTZ head (`no_ptz`)"), (status = 502, description = "The device refused the command (`device_error`)"), (status = 503, description = "The serial port cannot be opened (`serial_unavailable`)"), (status = 504, description = "The device did not answer in time")))]
 pub async fn preset_delete(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id, preset)): Path<(String, String, u8)>,
+    ApiPath((device_id, channel_id, preset)): ApiPath<(String, String, u8)>,
 ) -> Result<Json<Sent>, ApiError> {
     send(
         &app,
@@ -328,7 +336,7 @@ pub async fn preset_delete(
 }
 
 /// Device-level DeviceControl commands (GB/T 28181-2016 A.2.3.1).
-#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceCommand {
     /// `TeleBoot`: restart the device (admin only).
@@ -345,8 +353,9 @@ pub enum DeviceCommand {
     Keyframe,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DeviceControlRequest)]
 pub struct ControlRequest {
     pub command: DeviceCommand,
     /// The channel the command is for (record, keyframe, alarms of one
@@ -354,7 +363,8 @@ pub struct ControlRequest {
     pub channel_id: Option<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
+#[schema(as = DeviceControlResult)]
 pub struct ControlResult {
     pub command: DeviceCommand,
     /// The device's `<Result>` for commands the standard answers (record,
@@ -377,10 +387,11 @@ impl Serialize for DeviceCommand {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/devices/{id}/control", tag = "devices", summary = "DeviceControl: reboot (admin), record, guard, alarm reset, keyframe", params(("id" = String, Path, description = "Device id (GB28181: 20 digits)", example = "34020000001320000001")), request_body = ControlRequest, responses((status = 200, description = "Sent; the device's result when it gives one", body = ControlResult), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused or answered nonsense (`device_error`)"), (status = 504, description = "The device did not answer in time (`device_timeout`)")))]
 pub async fn device_control(
     State(app): State<AppState>,
     RequireOperator(caller): RequireOperator,
-    Path(device_id): Path<String>,
+    ApiPath(device_id): ApiPath<String>,
     ApiJson(req): ApiJson<ControlRequest>,
 ) -> Result<Json<ControlResult>, ApiError> {
     // Operators control; rebooting a device is for admins.
@@ -419,10 +430,11 @@ pub async fn device_control(
 }
 
 /// `GET …/ptz/serial`: the channel's RS-485 binding.
+#[utoipa::path(get, path = "/api/v1/channels/{device_id}/{channel_id}/ptz/serial", tag = "ptz", summary = "The channel's RS-485 PTZ binding", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), responses((status = 200, description = "The binding", body = crate::store::ptz::SerialBinding), (status = 404, description = "No binding")))]
 pub async fn serial_get(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
 ) -> Result<Json<SerialBinding>, ApiError> {
     app.ptz
         .binding(&device_id, &channel_id)
@@ -432,10 +444,11 @@ pub async fn serial_get(
 }
 
 /// `PUT …/ptz/serial`: binds the channel's PTZ to a head on a serial port.
+#[utoipa::path(put, path = "/api/v1/channels/{device_id}/{channel_id}/ptz/serial", tag = "ptz", summary = "Bind the channel's PTZ to a head on a serial port (admin)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = crate::store::ptz::SerialBinding, responses((status = 200, description = "Stored", body = crate::store::ptz::SerialBinding)))]
 pub async fn serial_put(
     State(app): State<AppState>,
     _caller: RequireAdmin,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(binding): ApiJson<SerialBinding>,
 ) -> Result<Json<SerialBinding>, ApiError> {
     binding
@@ -454,10 +467,11 @@ pub async fn serial_put(
     Ok(Json(binding))
 }
 
+#[utoipa::path(delete, path = "/api/v1/channels/{device_id}/{channel_id}/ptz/serial", tag = "ptz", summary = "Remove the serial binding (admin)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), responses((status = 204, description = "Removed"), (status = 404, description = "No binding")))]
 pub async fn serial_delete(
     State(app): State<AppState>,
     _caller: RequireAdmin,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (d, c) = (device_id.clone(), channel_id.clone());
     if app
@@ -473,63 +487,77 @@ pub async fn serial_delete(
 
 /// `POST /api/v1/sources/{name}/ptz`: PTZ of an RTSP source's head on a
 /// serial port (same body as the channel route).
+#[utoipa::path(post, path = "/api/v1/sources/{name}/ptz", tag = "ptz", summary = "PTZ of an RTSP source's head on a serial port", params(("name" = String, Path, description = "Source name (the stream id)")), request_body = PtzRequest, responses((status = 200, description = "Where the command went", body = crate::ptz::Sent), (status = 400, description = "Out-of-range command (`invalid_ptz`) or bad body"), (status = 404, description = "No such device or channel"), (status = 409, description = "The device is offline (`device_offline`), or the source has no serial PTZ head (`no_ptz`)"), (status = 502, description = "The device refused the command (`device_error`)"), (status = 503, description = "The serial port cannot be opened (`serial_unavailable`)"), (status = 504, description = "The device did not answer in time")))]
 pub async fn source_ptz(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<PtzRequest>,
 ) -> Result<Json<Sent>, ApiError> {
     let (cmd, duration) = req.command();
     send(&app, SOURCE_DEVICE, &name, cmd, duration).await
 }
 
+#[utoipa::path(get, path = "/api/v1/sources/{name}/ptz/serial", tag = "ptz", summary = "The source's RS-485 PTZ binding", params(("name" = String, Path, description = "Source name (the stream id)")), responses((status = 200, description = "The binding", body = crate::store::ptz::SerialBinding), (status = 404, description = "No binding")))]
 pub async fn source_serial_get(
     state: State<AppState>,
     caller: RequireOperator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<SerialBinding>, ApiError> {
-    serial_get(state, caller, Path((SOURCE_DEVICE.to_owned(), name))).await
+    serial_get(state, caller, ApiPath((SOURCE_DEVICE.to_owned(), name))).await
 }
 
+#[utoipa::path(put, path = "/api/v1/sources/{name}/ptz/serial", tag = "ptz", summary = "Bind the source's PTZ to a head on a serial port (admin)", params(("name" = String, Path, description = "Source name (the stream id)")), request_body = crate::store::ptz::SerialBinding, responses((status = 200, description = "Stored", body = crate::store::ptz::SerialBinding)))]
 pub async fn source_serial_put(
     state: State<AppState>,
     caller: RequireAdmin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     body: ApiJson<SerialBinding>,
 ) -> Result<Json<SerialBinding>, ApiError> {
-    serial_put(state, caller, Path((SOURCE_DEVICE.to_owned(), name)), body).await
+    serial_put(
+        state,
+        caller,
+        ApiPath((SOURCE_DEVICE.to_owned(), name)),
+        body,
+    )
+    .await
 }
 
+#[utoipa::path(delete, path = "/api/v1/sources/{name}/ptz/serial", tag = "ptz", summary = "Remove the source's serial binding (admin)", params(("name" = String, Path, description = "Source name (the stream id)")), responses((status = 204, description = "Removed"), (status = 404, description = "No binding")))]
 pub async fn source_serial_delete(
     state: State<AppState>,
     caller: RequireAdmin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    serial_delete(state, caller, Path((SOURCE_DEVICE.to_owned(), name))).await
+    serial_delete(state, caller, ApiPath((SOURCE_DEVICE.to_owned(), name))).await
 }
 
 /// `POST …/ptz/precise` (GB/T 28181-2022 A.2.3.1.13 PTZPreciseCtrl): absolute
 /// pan (0–360°), tilt (-90–90°) and zoom (1–100×). Only devices that
 /// registered as 2022 (X-GB-Ver 3.0 or later) understand it.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreciseRequest {
+    #[schema(minimum = 0, maximum = 360)]
     pub pan: f64,
+    #[schema(minimum = -90, maximum = 90)]
     pub tilt: f64,
+    #[schema(minimum = 1, maximum = 100)]
     pub zoom: f64,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct ControlSent {
     pub command: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/channels/{device_id}/{channel_id}/ptz/precise", tag = "ptz", summary = "Absolute position (PTZPreciseCtrl, GB/T 28181-2022)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = PreciseRequest, responses((status = 200, description = "Sent", body = ControlSent), (status = 404, description = "No such channel"), (status = 409, description = "Offline (`device_offline`) or not a 2022 device (`not_supported`)"), (status = 502, description = "The device refused"), (status = 504, description = "No answer")))]
 pub async fn precise(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<PreciseRequest>,
 ) -> Result<Json<ControlSent>, ApiError> {
     for (field, v, lo, hi) in [
@@ -590,7 +618,7 @@ pub async fn precise(
 
 /// `PUT …/home`: the home position (GB/T 28181-2016 A.2.3.1.10): after
 /// `reset_secs` without commands the camera returns to `preset`.
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HomeRequest {
     pub enabled: bool,
@@ -600,10 +628,11 @@ pub struct HomeRequest {
     pub preset: u8,
 }
 
+#[utoipa::path(put, path = "/api/v1/channels/{device_id}/{channel_id}/home", tag = "ptz", summary = "Home position (HomePosition)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001")), request_body = HomeRequest, responses((status = 200, description = "Sent", body = ControlSent), (status = 404, description = "No such channel"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused or answered nonsense (`device_error`)"), (status = 504, description = "The device did not answer in time (`device_timeout`)")))]
 pub async fn home(
     State(app): State<AppState>,
     _caller: RequireOperator,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<HomeRequest>,
 ) -> Result<Json<ControlSent>, ApiError> {
     if req.enabled && req.preset == 0 {

@@ -2,13 +2,15 @@
 //! a channel's recordings on the device (RecordInfo).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
+use super::json::ApiPath;
 use super::{ApiError, ApiQuery, AppState, Caller};
 use crate::store::TokenRole;
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsQuery {
     /// Unix seconds, or the box's local time `YYYY-MM-DDTHH:MM:SS` (as
@@ -20,7 +22,7 @@ pub struct RecordsQuery {
     pub record_type: Option<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct RecordView {
     pub name: Option<String>,
     pub file_path: Option<String>,
@@ -38,7 +40,7 @@ pub struct RecordView {
     pub recorder_id: Option<String>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct RecordsView {
     /// False when the device stopped before sending all `sum_num` items.
     pub complete: bool,
@@ -63,10 +65,11 @@ fn time_param(name: &'static str, value: &str, offset: i64) -> Result<i64, ApiEr
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/channels/{device_id}/{channel_id}/records", tag = "records", summary = "Recordings on the device (RecordInfo)", params(("device_id" = String, Path, description = "Device id", example = "34020000001320000001"), ("channel_id" = String, Path, description = "Channel id", example = "34020000001310000001"), RecordsQuery), responses((status = 200, description = "The device's recordings in the span", body = RecordsView), (status = 404, description = "No such channel"), (status = 409, description = "The device is offline (`device_offline`)"), (status = 502, description = "The device refused or answered nonsense (`device_error`)"), (status = 504, description = "The device did not answer in time (`device_timeout`)")))]
 pub async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    Path((device_id, channel_id)): Path<(String, String)>,
+    ApiPath((device_id, channel_id)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<RecordsQuery>,
 ) -> Result<Json<RecordsView>, ApiError> {
     caller.require(TokenRole::Viewer)?;

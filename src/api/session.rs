@@ -20,7 +20,7 @@ use super::password;
 use super::{ApiError, ApiJson, AppState, Caller};
 use crate::store::{SessionOwner, TokenRole, db, hash_token};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: Option<String>,
@@ -30,7 +30,7 @@ pub struct LoginRequest {
 }
 
 /// Who is signed in.
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct SessionView {
     pub username: String,
     pub role: TokenRole,
@@ -97,6 +97,7 @@ async fn check_credentials(
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", summary = "Sign in (no credentials needed; rate-limited)", description = "With `username` and `password`, or with an API `token`. Sets the `camgate_session` cookie (HttpOnly, SameSite=Strict); send `csrf_token` back in `X-CSRF-Token` with every cookie-authenticated write. Five failures from an address within a minute block it for a minute.", request_body = LoginRequest, responses((status = 200, description = "Signed in; the cookie is set", body = SessionView), (status = 401, description = "Wrong user name, password or token (`unauthorized`)"), (status = 429, description = "Too many failed sign-ins from this address (`too_many_attempts`); `Retry-After` says when to retry"), (status = 503, description = "The database is read-only"), (status = 507, description = "The disk is full")))]
 pub async fn login(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -169,6 +170,7 @@ pub async fn login(
 /// Seconds a blocked address waits (the limiter's block time).
 const SESSION_RETRY_SECS: u64 = 60;
 
+#[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth", summary = "Who is signed in", responses((status = 200, description = "The caller: a session (with its CSRF token) or a bearer token", body = SessionView)))]
 pub async fn session(caller: Caller) -> Response {
     let mut resp = Json(SessionView {
         username: caller.name,
@@ -182,6 +184,7 @@ pub async fn session(caller: Caller) -> Response {
     resp
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", summary = "Sign out (ends the session on the server)", responses((status = 204, description = "Signed out; the cookie is cleared")))]
 pub async fn logout(State(app): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     if let Credential::Session { id_hash, .. } = caller.credential {
         app.store
@@ -197,7 +200,7 @@ pub async fn logout(State(app): State<AppState>, caller: Caller) -> Result<Respo
     Ok(resp)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordChange {
     pub current_password: String,
@@ -205,6 +208,7 @@ pub struct PasswordChange {
 }
 
 /// Changes the signed-in user's own password; their other sessions end.
+#[utoipa::path(put, path = "/api/v1/auth/password", tag = "auth", summary = "Change one's own password (other sessions end)", request_body = PasswordChange, responses((status = 204, description = "Changed"), (status = 403, description = "The current password is wrong (`wrong_password`), or the role is too weak"), (status = 409, description = "The caller is a token, not a user with a password (`not_a_user`)")))]
 pub async fn change_password(
     State(app): State<AppState>,
     caller: Caller,

@@ -11,10 +11,12 @@ use super::RequireAdmin;
 use super::{ApiError, ApiJson, AppState};
 use crate::store::{MediaSettings, SipSettings, db};
 
+#[utoipa::path(get, path = "/api/v1/settings/media", tag = "settings", summary = "Media settings", responses((status = 200, description = "Current values", body = crate::store::MediaSettings)))]
 pub async fn get_media(State(app): State<AppState>) -> Json<MediaSettings> {
     Json(app.media_settings())
 }
 
+#[utoipa::path(put, path = "/api/v1/settings/media", tag = "settings", summary = "Change media settings (admin), applied live", request_body = crate::store::MediaSettings, responses((status = 200, description = "Stored and applied", body = crate::store::MediaSettings)))]
 pub async fn put_media(
     State(app): State<AppState>,
     _caller: RequireAdmin,
@@ -52,7 +54,7 @@ pub async fn put_media(
 
 /// The SIP settings as shown: the password never leaves, `has_password` says
 /// whether one is set.
-#[derive(serde::Serialize, Debug)]
+#[derive(serde::Serialize, Debug, utoipa::ToSchema)]
 pub struct SipSettingsView {
     pub platform_id: String,
     pub domain: String,
@@ -78,7 +80,7 @@ fn sip_view(app: &AppState, s: &SipSettings) -> SipSettingsView {
 
 /// Fields absent stay as they are; `password: null` removes the default
 /// password (then only devices with their own password can register).
-#[derive(serde::Deserialize, Debug, Default)]
+#[derive(serde::Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SipSettingsUpdate {
     pub platform_id: Option<String>,
@@ -96,10 +98,12 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     <Option<String> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(get, path = "/api/v1/settings/sip", tag = "settings", summary = "GB28181 platform settings", responses((status = 200, description = "Current values (no password)", body = SipSettingsView)))]
 pub async fn get_sip(State(app): State<AppState>) -> Json<SipSettingsView> {
     Json(sip_view(&app, &app.gb.settings()))
 }
 
+#[utoipa::path(put, path = "/api/v1/settings/sip", tag = "settings", summary = "Change GB28181 platform settings (admin), applied live", request_body = SipSettingsUpdate, responses((status = 200, description = "Stored and applied", body = SipSettingsView)))]
 pub async fn put_sip(
     State(app): State<AppState>,
     _caller: RequireAdmin,
@@ -174,10 +178,14 @@ pub async fn put_sip(
 
 /// The network settings: what is stored (else what runs), and whether a
 /// restart is needed for them to take effect.
-#[derive(serde::Serialize, Debug)]
+#[derive(serde::Serialize, Debug, utoipa::ToSchema)]
 pub struct NetworkSettingsView {
-    #[serde(flatten)]
-    pub settings: crate::store::NetworkSettings,
+    pub sip_port: Option<u16>,
+    pub rtp_port: Option<u16>,
+    pub rtsp_port: Option<u16>,
+    pub webrtc_port: Option<u16>,
+    #[schema(value_type = Option<String>)]
+    pub public_ip: Option<std::net::IpAddr>,
     /// The settings differ from what the running gateway bound.
     pub restart_required: bool,
     /// Settings a command-line flag or environment variable fixes (stored
@@ -211,11 +219,16 @@ fn network_view(
     .collect();
     NetworkSettingsView {
         restart_required: app.config.network_next(&stored) != app.config.network(),
-        settings: shown,
+        sip_port: shown.sip_port,
+        rtp_port: shown.rtp_port,
+        rtsp_port: shown.rtsp_port,
+        webrtc_port: shown.webrtc_port,
+        public_ip: shown.public_ip,
         fixed_by_flags,
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/settings/network", tag = "settings", summary = "Ports and public IP (applied at the next start)", responses((status = 200, description = "Stored values (else those in force)", body = NetworkSettingsView)))]
 pub async fn get_network(
     State(app): State<AppState>,
 ) -> Result<Json<NetworkSettingsView>, ApiError> {
@@ -228,14 +241,20 @@ pub async fn get_network(
 
 /// A change to the network settings; absent fields stay, `public_ip: null`
 /// clears the address.
-#[derive(serde::Deserialize, Debug, Default)]
+#[derive(serde::Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSettingsUpdate {
+    #[schema(minimum = 1, maximum = 65535)]
     pub sip_port: Option<u16>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub rtp_port: Option<u16>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub rtsp_port: Option<u16>,
+    #[schema(minimum = 1, maximum = 65535)]
     pub webrtc_port: Option<u16>,
+    /// A unicast address; `null` clears it.
     #[serde(default, deserialize_with = "some_or_null_ip")]
+    #[schema(value_type = Option<String>)]
     pub public_ip: Option<Option<std::net::IpAddr>>,
 }
 
@@ -245,6 +264,7 @@ fn some_or_null_ip<'de, D: serde::Deserializer<'de>>(
     <Option<std::net::IpAddr> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+#[utoipa::path(put, path = "/api/v1/settings/network", tag = "settings", summary = "Change ports and public IP (admin); they apply at the next start", request_body = NetworkSettingsUpdate, responses((status = 200, description = "Stored", body = NetworkSettingsView)))]
 pub async fn put_network(
     State(app): State<AppState>,
     _caller: RequireAdmin,

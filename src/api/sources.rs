@@ -1,21 +1,23 @@
 //! `/api/v1/sources`: RTSP cameras. Credentials go in, never come out.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::RequireAdmin;
+use super::json::ApiPath;
 use super::{ApiError, ApiJson, AppState, StreamUrls, stream_urls};
 use crate::media::stream::SourceStatusSnapshot;
 use crate::media::{SourceState, SourceStatus};
 use crate::store::{SourceRecord, StoreError, Transport, db};
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Debug, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceCreate {
     /// The stream id: letters, digits, `_`, `-`, `.`; 1–64 characters.
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
     pub name: String,
     /// `rtsp://host[:port]/path`. Credentials in the URL are moved to
     /// `username`/`password`.
@@ -35,7 +37,7 @@ fn yes() -> bool {
 }
 
 /// Fields absent stay as they are. An empty `username` removes the credentials.
-#[derive(Deserialize, Debug, Default)]
+#[derive(Deserialize, Debug, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourcePatch {
     pub url: Option<String>,
@@ -46,7 +48,7 @@ pub struct SourcePatch {
     pub enabled: Option<bool>,
 }
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct SourceView {
     pub name: String,
     pub url: String,
@@ -141,6 +143,7 @@ pub(super) fn split_url(raw: &str) -> Result<(String, Option<String>, Option<Str
     Ok((url.to_string(), user, pass))
 }
 
+#[utoipa::path(get, path = "/api/v1/sources", tag = "sources", summary = "List RTSP sources", responses((status = 200, description = "All sources with their state and output URLs", body = Vec<SourceView>)))]
 pub async fn list(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -151,10 +154,11 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/sources/{name}", tag = "sources", summary = "One RTSP source", params(("name" = String, Path, description = "Source name (the stream id)")), responses((status = 200, description = "The source", body = SourceView), (status = 404, description = "No such source")))]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<SourceView>, ApiError> {
     let n = name.clone();
     let row = app.store.call(move |c| db::get_source(c, &n)).await?;
@@ -162,6 +166,7 @@ pub async fn get(
     Ok(Json(view(&app, &headers, row)))
 }
 
+#[utoipa::path(post, path = "/api/v1/sources", tag = "sources", summary = "Add an RTSP source", request_body = SourceCreate, responses((status = 201, description = "Added", body = SourceView), (status = 409, description = "The name is taken (`conflict`)")))]
 pub async fn create(
     State(app): State<AppState>,
     _caller: RequireAdmin,
@@ -206,11 +211,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view(&app, &headers, stored))))
 }
 
+#[utoipa::path(patch, path = "/api/v1/sources/{name}", tag = "sources", summary = "Change an RTSP source", params(("name" = String, Path, description = "Source name (the stream id)")), request_body = SourcePatch, responses((status = 200, description = "Changed", body = SourceView), (status = 404, description = "No such source"), (status = 409, description = "Deleted meanwhile (`conflict`)")))]
 pub async fn update(
     State(app): State<AppState>,
     _caller: RequireAdmin,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiJson(patch): ApiJson<SourcePatch>,
 ) -> Result<Json<SourceView>, ApiError> {
     let n = name.clone();
@@ -257,10 +263,11 @@ pub async fn update(
     Ok(Json(view(&app, &headers, updated)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/sources/{name}", tag = "sources", summary = "Remove an RTSP source", params(("name" = String, Path, description = "Source name (the stream id)")), responses((status = 204, description = "Removed"), (status = 404, description = "No such source")))]
 pub async fn delete(
     State(app): State<AppState>,
     _caller: RequireAdmin,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let n = name.clone();
     if !app.store.call(move |c| db::delete_source(c, &n)).await? {

@@ -1,14 +1,15 @@
 //! `/api/v1/streams`: what is in the hub right now.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Serialize;
 
+use super::json::ApiPath;
 use super::{ApiError, AppState, StreamUrls, stream_urls};
 use crate::media::StreamSnapshot;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StreamView {
     #[serde(flatten)]
     pub snapshot: StreamSnapshot,
@@ -39,6 +40,7 @@ fn view(app: &AppState, headers: &HeaderMap, s: &crate::media::Stream) -> Stream
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/streams", tag = "streams", summary = "Streams in the hub now", responses((status = 200, description = "Every stream", body = Vec<StreamView>)))]
 pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Json<Vec<StreamView>> {
     Json(
         app.hub
@@ -49,10 +51,11 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap) -> Json<Vec<S
     )
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{id}", tag = "streams", summary = "One stream", params(("id" = String, Path, description = "Stream id")), responses((status = 200, description = "The stream", body = StreamView), (status = 404, description = "No such stream")))]
 pub async fn get(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<StreamView>, ApiError> {
     let s = app
         .hub

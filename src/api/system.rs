@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{AppState, Caller};
 use crate::ops::system::SystemLoad;
 
-#[derive(Serialize, Debug)]
+#[derive(Serialize, Debug, utoipa::ToSchema)]
 pub struct SystemView {
     pub version: &'static str,
     pub hostname: String,
@@ -29,6 +29,7 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+#[utoipa::path(get, path = "/api/v1/system", tag = "system", summary = "The box at a glance: CPU, memory, bandwidth, streams, devices", responses((status = 200, description = "Sampled every 2 s", body = SystemView)))]
 pub async fn get(State(app): State<AppState>, _caller: Caller) -> Json<SystemView> {
     let snaps: Vec<_> = app.hub.list().iter().map(|s| s.snapshot()).collect();
     let (online, known) = app.gb.device_counts();

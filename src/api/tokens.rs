@@ -1,23 +1,26 @@
 //! `/api/v1/tokens`: bearer tokens for machines and people.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::RequireAdmin;
+use super::json::ApiPath;
 use super::{ApiError, ApiJson, AppState};
 use crate::store::{StoreError, TokenInfo, TokenRole, db};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenCreate {
+    /// 1–100 printable characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
     pub role: TokenRole,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenCreated {
     /// The token itself, shown only in this response.
     pub token: String,
@@ -25,6 +28,7 @@ pub struct TokenCreated {
     pub info: TokenInfo,
 }
 
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", summary = "List API tokens (admin)", responses((status = 200, description = "Every token (never the secret)", body = Vec<crate::store::TokenInfo>)))]
 pub async fn list(
     State(app): State<AppState>,
     _caller: RequireAdmin,
@@ -32,6 +36,7 @@ pub async fn list(
     Ok(Json(app.store.call(|c| db::list_tokens(c)).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", summary = "Create an API token (admin)", request_body = TokenCreate, responses((status = 201, description = "Created; the token is shown only here", body = TokenCreated)))]
 pub async fn create(
     State(app): State<AppState>,
     _caller: RequireAdmin,
@@ -61,10 +66,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", summary = "Revoke an API token (admin)", params(("id" = i64, Path, description = "Token id")), responses((status = 204, description = "Revoked"), (status = 404, description = "No such token"), (status = 409, description = "It is the last admin token (`conflict`)")))]
 pub async fn delete(
     State(app): State<AppState>,
     _caller: RequireAdmin,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     let deleted = app
         .store

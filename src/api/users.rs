@@ -2,27 +2,33 @@
 //! use `/api/v1/tokens` instead.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 
+use super::json::ApiPath;
 use super::password;
 use super::{ApiError, ApiJson, AppState, RequireAdmin};
 use crate::store::{TokenRole, UserChange, UserInfo, db};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserCreate {
+    /// 1–64 characters, any script, no control characters or surrounding spaces.
+    #[schema(min_length = 1, max_length = 64)]
     pub username: String,
+    /// 8–256 characters.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: String,
     pub role: TokenRole,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     pub role: Option<TokenRole>,
-    /// A new password; the user's sessions end.
+    /// A new password (8–256 characters); the user's sessions end.
+    #[schema(min_length = 8, max_length = 256)]
     pub password: Option<String>,
     /// A disabled user cannot sign in; their sessions end.
     pub disabled: Option<bool>,
@@ -48,6 +54,7 @@ async fn hash_password(field: &str, password: String) -> Result<String, ApiError
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", summary = "List web UI users (admin)", responses((status = 200, description = "Every user (never a password hash)", body = Vec<crate::store::UserInfo>)))]
 pub async fn list(
     State(app): State<AppState>,
     _caller: RequireAdmin,
@@ -55,6 +62,7 @@ pub async fn list(
     Ok(Json(app.store.call(|c| db::list_users(c)).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", summary = "Create a web UI user (admin)", request_body = UserCreate, responses((status = 201, description = "Created", body = crate::store::UserInfo), (status = 409, description = "The name is taken, case-insensitively (`conflict`)")))]
 pub async fn create(
     State(app): State<AppState>,
     RequireAdmin(caller): RequireAdmin,
@@ -71,10 +79,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", summary = "Change a user's role, password or disabled flag (admin)", params(("id" = i64, Path, description = "User id")), request_body = UserPatch, responses((status = 200, description = "Changed", body = crate::store::UserInfo), (status = 404, description = "No such user"), (status = 409, description = "It would remove the last admin (`conflict`)")))]
 pub async fn update(
     State(app): State<AppState>,
     RequireAdmin(caller): RequireAdmin,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<UserPatch>,
 ) -> Result<Json<UserInfo>, ApiError> {
     let password_hash = match body.password {
@@ -95,10 +104,11 @@ pub async fn update(
     Ok(Json(user))
 }
 
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", summary = "Delete a user (admin); their sessions end", params(("id" = i64, Path, description = "User id")), responses((status = 204, description = "Deleted"), (status = 404, description = "No such user"), (status = 409, description = "It is the last admin (`conflict`)")))]
 pub async fn delete(
     State(app): State<AppState>,
     RequireAdmin(caller): RequireAdmin,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     if app.store.call(move |c| db::delete_user(c, id)).await? {
         tracing::info!(user_id = id, by = %caller.name, "user deleted");

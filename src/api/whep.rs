@@ -7,10 +7,11 @@
 //! - `DELETE` on it ends the session → 200.
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
+use super::json::ApiPath;
 use super::live::{find_stream, start_error};
 use super::{ApiError, AppState};
 use crate::egress::webrtc::{OfferError, WhepError, offer::MAX_OFFER_BYTES};
@@ -72,9 +73,10 @@ async fn wait_for_tracks(stream: &crate::media::Stream) {
     }
 }
 
+#[utoipa::path(post, path = "/live/{stream}/whep", tag = "live", summary = "WHEP: start a WebRTC session (RFC 9725)", params(("stream" = String, Path, description = "Stream id"), ("token" = Option<String>, Query, description = "API token")), request_body(content = String, content_type = "application/sdp", description = "SDP offer"), responses((status = 201, description = "The SDP answer; `Location` is the session resource", body = String, content_type = "application/sdp", headers(("Location" = String, description = "The session resource"), ("ETag" = String, description = "The ICE session entity tag"))), (status = 400, description = "Bad offer (`bad_offer`, `no_common_codec`)"), (status = 401, description = "A viewer token is required"), (status = 404, description = "No such stream"), (status = 413, description = "Offer too large"), (status = 415, description = "Not `application/sdp`"), (status = 502, description = "The source failed"), (status = 503, description = "WebRTC disabled, too many sessions, or the stream ended"), (status = 504, description = "No first frame in time")))]
 pub async fn create(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     body: Body,
@@ -130,9 +132,10 @@ pub async fn create(
     Ok(r)
 }
 
+#[utoipa::path(patch, path = "/live/{stream}/whep/{session}", tag = "live", summary = "WHEP: trickle ICE candidates (RFC 8840)", params(("stream" = String, Path, description = "Stream id"), ("session" = String, Path, description = "Session id"), ("If-Match" = Option<String>, Header, description = "The session's ETag")), request_body(content = String, content_type = "application/trickle-ice-sdpfrag"), responses((status = 204, description = "Candidates added"), (status = 400, description = "Bad fragment (`bad_sdpfrag`)"), (status = 404, description = "No such session"), (status = 412, description = "If-Match does not match (`precondition_failed`)"), (status = 413, description = "Fragment too large"), (status = 415, description = "Not `application/trickle-ice-sdpfrag`"), (status = 422, description = "ICE restart asked; not supported (`ice_restart_unsupported`)")))]
 pub async fn patch(
     State(app): State<AppState>,
-    Path((id, session)): Path<(String, String)>,
+    ApiPath((id, session)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -165,9 +168,10 @@ pub async fn patch(
     Ok(r)
 }
 
+#[utoipa::path(delete, path = "/live/{stream}/whep/{session}", tag = "live", summary = "WHEP: end a session", params(("stream" = String, Path, description = "Stream id"), ("session" = String, Path, description = "Session id")), responses((status = 200, description = "Ended"), (status = 404, description = "No such session")))]
 pub async fn delete(
     State(app): State<AppState>,
-    Path((id, session)): Path<(String, String)>,
+    ApiPath((id, session)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     app.webrtc.delete(&id, &session).map_err(whep_error)?;
     tracing::info!(stream = %id, session = %session, "WHEP session deleted");

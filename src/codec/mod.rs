@@ -15,7 +15,7 @@ pub mod samples;
 use std::fmt;
 
 /// The codecs camgate carries end to end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     H264,

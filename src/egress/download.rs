@@ -20,7 +20,7 @@ use crate::media::{FanoutError, Stream, ViewerGuard};
 /// their files stay).
 const MAX_DOWNLOADS: usize = 256;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DownloadState {
     Running,
@@ -30,7 +30,7 @@ pub enum DownloadState {
 }
 
 /// What the API shows of a download.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct DownloadInfo {
     pub id: u64,
     pub device_id: String,

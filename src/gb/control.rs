@@ -19,7 +19,7 @@ fn answered(command: &str) -> bool {
 }
 
 /// One preset a device reports (Response/PresetQuery `PresetList/Item`).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Preset {
     pub id: u8,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -62,7 +62,8 @@ impl Default for LiveConfig {
 }
 
 /// What the API shows about a GB28181 session.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+#[schema(as = GbSessionInfo)]
 pub struct SessionInfo {
     pub device_id: String,
     pub channel_id: String,
@@ -111,6 +112,10 @@ pub enum StreamKind {
         speed: u32,
     },
 }
+
+/// How long a playback command may take: the session taking it and the
+/// device answering the INFO.
+pub const PLAYBACK_CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// MANSRTSP commands for a playback session (GB/T 28181-2016 appendix B).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -317,17 +322,32 @@ impl GbStreams {
     }
 
     /// Sends a MANSRTSP command to a playback stream's device.
+    /// Sends a MANSRTSP command to playback stream `id` and waits for the
+    /// device's answer (at most [`PLAYBACK_CONTROL_TIMEOUT`]).
     pub async fn control(&self, id: &str, cmd: PlaybackCmd) -> Result<u16, String> {
         let tx = lock(&self.runners)
             .get(id)
             .and_then(|r| r.control.clone())
             .ok_or_else(|| format!("no playback stream {id:?}"))?;
         let (reply, rx) = tokio::sync::oneshot::channel();
-        tx.send(PlaybackControl { cmd, reply })
+        // The session takes commands only while media flows (after the
+        // INVITE's answer), and the INFO may go unanswered: never wait for
+        // ever.
+        let exchange = async {
+            tx.send(PlaybackControl { cmd, reply })
+                .await
+                .map_err(|_| "the playback session has ended".to_owned())?;
+            rx.await
+                .map_err(|_| "the playback session has ended".to_owned())?
+        };
+        tokio::time::timeout(PLAYBACK_CONTROL_TIMEOUT, exchange)
             .await
-            .map_err(|_| "the playback session has ended".to_owned())?;
-        rx.await
-            .map_err(|_| "the playback session has ended".to_owned())?
+            .map_err(|_| {
+                format!(
+                    "timed out: no answer to {cmd:?} within {} s (the session may not be playing yet)",
+                    PLAYBACK_CONTROL_TIMEOUT.as_secs()
+                )
+            })?
     }
 
     async fn ensure_kind(
@@ -766,7 +786,9 @@ impl GbStreams {
             }
             // MANSRTSP in the dialog, outside the select (its output holds
             // a watch guard that must not live across this await).
-            if let Some(c) = pending_control.take() {
+            // A command whose caller gave up waiting (timed out before the
+            // session was playing) is stale: not sent.
+            if let Some(c) = pending_control.take().filter(|c| !c.reply.is_closed()) {
                 mansrtsp_cseq += 1;
                 let body = c.cmd.mansrtsp(mansrtsp_cseq);
                 let sent = self

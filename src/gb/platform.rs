@@ -111,7 +111,7 @@ pub enum Answer {
     Records(std::sync::Arc<RecordsAnswer>),
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CatalogSummary {
     pub sn: u64,
     pub items: usize,

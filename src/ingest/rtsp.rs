@@ -355,7 +355,7 @@ async fn open(
 }
 
 /// One stream of a probed camera's SDP.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ProbedStream {
     pub media: String,
     pub encoding: String,
@@ -366,7 +366,7 @@ pub struct ProbedStream {
 }
 
 /// What a connection test found.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ProbeReport {
     pub streams: Vec<ProbedStream>,
     /// RFC 6381 codec of the video, from its parameter sets (`avc1.64001f`).

@@ -27,7 +27,7 @@ impl FanoutItem for Frame {
 }
 
 /// Where a source is in its life, as the API shows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceState {
     /// Not running: on-demand with nobody watching.
@@ -151,7 +151,7 @@ impl Output {
 }
 
 /// p50/p99 of one output's added latency (µs).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, utoipa::ToSchema)]
 pub struct LatencyPercentiles {
     pub p50: u64,
     pub p99: u64,
@@ -169,7 +169,7 @@ fn now() -> Instant {
 }
 
 /// What the API reports about a stream.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct StreamSnapshot {
     pub id: String,
     pub kind: &'static str,
@@ -196,7 +196,7 @@ pub struct StreamSnapshot {
     pub bytes_out_by_output: std::collections::BTreeMap<&'static str, u64>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct TrackSnapshot {
     pub codec: Codec,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -209,7 +209,7 @@ pub struct TrackSnapshot {
     pub channels: Option<u8>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct SourceStatusSnapshot {
     pub state: SourceState,
     #[serde(skip_serializing_if = "Option::is_none")]

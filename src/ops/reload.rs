@@ -59,6 +59,9 @@ pub fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         gb => "sip (digest_qop, public_ip, timeouts)",
         live => "gb_media (media_ip, public_port, check_ssrc, media_timeout_secs)",
     );
+    // Derived at start, not settings of their own.
+    same.network_base = old.network_base;
+    same.listen_flags = old.listen_flags;
     // The live settings are not compared here.
     same.log = old.log.clone();
     same.cors_allowed_origins = old.cors_allowed_origins.clone();
@@ -79,8 +82,23 @@ pub async fn apply(
     running: &Config,
     new: &Config,
 ) -> ReloadOutcome {
+    // The network settings stored from the web UI apply over the file, as
+    // they did at start; without them every stored port would look changed.
+    let mut with_stored = new.clone();
+    if let Ok(Some(n)) = app
+        .store
+        .call(|c| {
+            crate::store::db::get_setting::<crate::store::NetworkSettings>(
+                c,
+                crate::store::db::NETWORK_KEY,
+            )
+        })
+        .await
+    {
+        with_stored.apply_network(&n);
+    }
     let mut outcome = ReloadOutcome {
-        needs_restart: restart_needed(&app.config, new),
+        needs_restart: restart_needed(&app.config, &with_stored),
         ..ReloadOutcome::default()
     };
     if new.log != running.log {

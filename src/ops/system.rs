@@ -88,7 +88,7 @@ pub fn parse_statm_resident_pages(text: &str) -> Option<u64> {
 }
 
 /// The latest figures.
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct SystemLoad {
     /// Busy share of all cores, 0–100, over the last sampling interval.
     pub cpu_percent: f64,

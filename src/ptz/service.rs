@@ -30,7 +30,7 @@ pub enum PtzSendError {
 }
 
 /// Where a command went.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(tag = "via", rename_all = "snake_case")]
 pub enum Sent {
     /// GB28181 DeviceControl with this PTZCmd.

@@ -8,7 +8,7 @@ use crate::gb::manscdp::{CatalogItem, NodeKind};
 
 /// A device row. The credential (HA1) never leaves the store layer in API
 /// answers: [`DeviceRecord::has_password`] says whether one is set.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeviceRecord {
     pub id: String,
     pub name: Option<String>,
@@ -337,7 +337,7 @@ pub fn delete_device(conn: &Connection, id: &str) -> Result<bool, StoreError> {
 // Channels (the catalog tree)
 // ---------------------------------------------------------------------------
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChannelRecord {
     pub device_id: String,
     pub id: String,
@@ -602,7 +602,7 @@ pub fn set_channel_transport(
 /// Events kept; older ones are pruned as new ones arrive.
 pub const MAX_EVENTS: i64 = 100_000;
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub id: i64,
     /// Unix milliseconds.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SerialParity {
     None,
@@ -13,7 +13,7 @@ pub enum SerialParity {
     Odd,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PelcoProtocol {
     PelcoD,
@@ -21,17 +21,20 @@ pub enum PelcoProtocol {
 }
 
 /// How a channel's PTZ head is wired to the box.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SerialBinding {
     /// Serial device path, e.g. `/dev/ttyUSB0`.
+    #[schema(pattern = "^/", max_length = 256)]
     pub port: String,
     #[serde(default = "default_baud")]
+    #[schema(minimum = 300, maximum = 921_600)]
     pub baud: u32,
     #[serde(default = "default_parity")]
     pub parity: SerialParity,
     pub protocol: PelcoProtocol,
     /// The head's address as set on its DIP switches (1–255).
+    #[schema(minimum = 1, maximum = 255)]
     pub address: u8,
 }
 

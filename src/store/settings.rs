@@ -7,12 +7,14 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use super::{StoreError, unix_now};
 
 /// Media behaviour an operator may change at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MediaSettings {
     /// Seconds an on-demand source keeps running after its last viewer left.
+    #[schema(maximum = 3600)]
     pub on_demand_grace_secs: u64,
     /// Seconds a new viewer waits for the first frame before getting an error.
+    #[schema(minimum = 1, maximum = 300)]
     pub start_timeout_secs: u64,
 }
 
@@ -59,7 +61,7 @@ pub const SIP_KEY: &str = "sip";
 /// Ports and the public address, set from the web UI; applied at the next
 /// start (listeners are bound once). A value here overrides the
 /// configuration file, but not a command-line flag or environment variable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkSettings {
     /// SIP, UDP and TCP.
@@ -72,6 +74,7 @@ pub struct NetworkSettings {
     pub webrtc_port: Option<u16>,
     /// The address devices and viewers reach this box at (NAT): written in
     /// SIP headers, SDP offers to devices and WebRTC candidates.
+    #[schema(value_type = Option<String>)]
     pub public_ip: Option<std::net::IpAddr>,
 }
 

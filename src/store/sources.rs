@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{StoreError, unix_now};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// RTP interleaved on the RTSP connection (RFC 2326 §10.12).

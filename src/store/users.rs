@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{StoreError, TokenRole, unix_now};
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserInfo {
     pub id: i64,
     pub username: String,

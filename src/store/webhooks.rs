@@ -14,7 +14,7 @@ fn now_ms() -> i64 {
 /// Deliveries kept; older ones are pruned.
 const MAX_DELIVERIES: i64 = 10_000;
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Webhook {
     pub id: i64,
     pub url: String,
@@ -80,7 +80,7 @@ pub fn delete_webhook(conn: &Connection, id: i64) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM webhooks WHERE id = ?1", [id])? > 0)
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Delivery {
     pub id: i64,
     pub webhook_id: i64,

@@ -12,6 +12,7 @@ mod gb_media;
 mod gb_sim;
 mod hls;
 mod on_demand;
+mod openapi;
 mod ops;
 mod playback;
 mod ptz;

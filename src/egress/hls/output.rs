@@ -167,7 +167,7 @@ impl HlsOutputs {
 }
 
 /// The HLS output of one stream, for the stream info.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct HlsOutputInfo {
     /// Requested within the last three target durations.
     pub watched: bool,

@@ -82,8 +82,9 @@ pub enum WhepError {
 }
 
 /// Where a session is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = WebRtcSessionState)]
 pub enum SessionState {
     /// Answer sent; waiting for ICE and DTLS.
     Connecting,
@@ -93,7 +94,8 @@ pub enum SessionState {
 }
 
 /// What the API shows about one session.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = WebRtcSessionInfo)]
 pub struct SessionInfo {
     pub id: String,
     pub stream: String,

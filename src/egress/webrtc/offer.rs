@@ -181,7 +181,7 @@ fn h264_fit(stream: H264Profile, offered: H264Profile) -> u8 {
 }
 
 /// The codecs chosen for a session, as the session info shows them.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ChosenCodecs {
     /// e.g. `H264/90000 pt=109 profile-level-id=42e01f;packetization-mode=1`.
     pub video: Option<String>,
