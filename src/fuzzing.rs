@@ -162,6 +162,12 @@ pub fn api_json(data: &[u8]) {
     let _ = parse_json::<crate::api::DevicePatch>(data);
 }
 
+/// Web UI and sign-in inputs: cookies, Authorization, UI paths,
+/// Accept-Encoding, the auth/users/network/probe bodies, /proc texts.
+pub fn web_inputs(data: &[u8]) {
+    crate::api::fuzz_web_inputs(data);
+}
+
 /// HTTP query strings and file names of the live routes.
 pub fn http_query(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -234,6 +240,7 @@ mod tests {
             digest(&data);
             rtsp_request(&data);
             whep_sdp(&data);
+            web_inputs(&data);
         }
 
         #[test]

@@ -142,7 +142,7 @@ const MAX_TOKEN_LEN: usize = 256;
 
 /// The bearer token of `Authorization`, `Err` if the header is there but is
 /// not a usable bearer token.
-fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub(super) fn bearer(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };

@@ -44,6 +44,40 @@ pub use settings::SipSettingsUpdate;
 pub use sources::{SourceCreate, SourcePatch};
 pub use tokens::TokenCreate;
 
+/// Fuzzing entry: the request headers and paths the API reads before any
+/// handler (session cookie, bearer token, UI file path, Accept-Encoding) and
+/// every JSON body of the sign-in, users, network and probe routes.
+pub fn fuzz_web_inputs(data: &[u8]) {
+    use axum::http::{HeaderMap, HeaderValue, header};
+    let text = String::from_utf8_lossy(data);
+    let _ = ui::file_for(&text);
+    if let Ok(v) = HeaderValue::from_bytes(data) {
+        let mut h = HeaderMap::new();
+        for name in [
+            header::COOKIE,
+            header::AUTHORIZATION,
+            header::ACCEPT_ENCODING,
+        ] {
+            h.insert(name, v.clone());
+        }
+        let _ = auth::session_cookie(&h);
+        let _ = auth::bearer(&h);
+        let _ = ui::accepts_gzip(&h);
+    }
+    let _ = parse_json::<session::LoginRequest>(data);
+    let _ = parse_json::<session::PasswordChange>(data);
+    let _ = parse_json::<users::UserCreate>(data);
+    let _ = parse_json::<users::UserPatch>(data);
+    let _ = parse_json::<settings::NetworkSettingsUpdate>(data);
+    let _ = parse_json::<probe::ProbeRequest>(data);
+    // The /proc parsers of the dashboard.
+    let _ = crate::ops::system::parse_proc_stat(&text);
+    let _ = crate::ops::system::count_cores(&text);
+    let _ = crate::ops::system::parse_meminfo(&text);
+    let _ = crate::ops::system::parse_net_dev(&text);
+    let _ = crate::ops::system::parse_statm_resident_pages(&text);
+}
+
 /// Whether `query` holds a valid, unexpired signature for `stream`.
 pub fn viewer_signature_ok(key: &[u8], stream: &str, query: Option<&str>) -> bool {
     viewer::signature_ok(key, stream, query).is_some()

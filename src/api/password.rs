@@ -1,7 +1,6 @@
 //! Passwords of web UI users: Argon2id (RFC 9106) in PHC string format, with
 //! the argon2 crate's default cost (m = 19 MiB, t = 2, p = 1: OWASP's
-//! recommended minimum, about 60 ms on a Cortex-A53). Hashing is blocking
-//! and memory-hungry, so it runs on tokio's blocking pool, two at a time at
+//! recommended minimum). Hashing is blocking and memory-hungry, so it runs on tokio's blocking pool, two at a time at
 //! most: a burst of logins cannot take more than ~40 MiB of a 1 GB box.
 
 use std::sync::OnceLock;

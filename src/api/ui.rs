@@ -111,7 +111,7 @@ fn add_security_headers(headers: &mut HeaderMap) {
     );
 }
 
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+pub(super) fn accepts_gzip(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()

@@ -509,11 +509,38 @@ async function afterRestartPhase(browser) {
   await ctx.close();
 }
 
+// Against a gateway with WebRTC turned off, as an operator: a tile left on
+// "Auto" falls back to HTTP-FLV by itself; the operator may play but sees
+// no admin pages and may not change settings.
+async function fallbackPhase(browser) {
+  const ctx = await browser.newContext({ viewport: DESKTOP, locale: 'en-US' });
+  ctx.setDefaultTimeout(TIMEOUT);
+  const page = await ctx.newPage();
+  watch(page, 'operator');
+  await step('operator signs in', () => login(page, cfg.user, cfg.password));
+  await step('operator sees no admin pages', async () => {
+    if (await page.locator('nav [data-nav=users]').count()) throw new Error('operator sees Users');
+    const r = await pageFetch(page, 'PUT', '/api/v1/settings/media', { on_demand_grace_secs: 3, start_timeout_secs: 10 });
+    if (r.status !== 403) throw new Error(`operator changed settings: ${r.status}`);
+  });
+  await step('without WebRTC an Auto tile falls back to HTTP-FLV', async () => {
+    await page.goto(`${base}/#/sources`);
+    await page.click(`tr[data-source="${cfg.source}"] [data-testid=source-watch]`);
+    await page.waitForFunction(() => location.hash === '#/live');
+    const index = await tilePlays(page, cfg.source, 'flv');
+    const prefer = await page.locator(`.tile[data-tile="${index}"] [data-testid=prefer]`).inputValue();
+    if (prefer !== 'auto') throw new Error(`the tile was forced to ${prefer}`);
+    await shot(page, '16-live-fallback-flv');
+  });
+  await ctx.close();
+}
+
 async function run() {
   const browser = await launch();
   try {
     if (phase === 'main') await mainPhase(browser);
     else if (phase === 'after-restart') await afterRestartPhase(browser);
+    else if (phase === 'fallback') await fallbackPhase(browser);
     else throw new Error(`unknown phase ${phase}`);
     return { ok: true, phase, steps, screenshots, measured };
   } catch (e) {

@@ -153,3 +153,35 @@ async fn admin_ui_end_to_end_in_chromium() {
     }
     eprintln!("UI screenshots in {}", shots.display());
 }
+
+/// A gateway without WebRTC: an operator's tile on "Auto" plays over HTTP-FLV
+/// by itself, and the operator is kept out of admin pages and settings.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_tiles_fall_back_without_webrtc_for_an_operator() {
+    // A directory of its own: the other UI test clears the top one.
+    let shots = screenshot_dir().join("fallback");
+    std::fs::create_dir_all(&shots).expect("create the screenshot directory");
+    let cam = Camera::start();
+    let gw = Gateway::start(GatewayOptions {
+        config_toml: "[webrtc]\nenabled = false\n".into(),
+        ..Default::default()
+    });
+    let (status, body) = gw
+        .api(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "op", "password": "operator-password", "role": "operator"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    gw.add_source("fb-cam", &cam.url("h264"), "tcp").await;
+    let config = json!({
+        "user": "op",
+        "password": "operator-password",
+        "source": "fb-cam",
+        "screenshots": shots,
+        "timeout_secs": 60,
+    });
+    let result = run_ui(&gw, "fallback", &config).await;
+    assert_eq!(result["measured"]["fb-cam/flv"]["width"], 640, "{result}");
+}
