@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::sip::digest;
+use crate::util::{FailureLimiter, FailureLimits};
 
 #[derive(Clone, Copy, Debug)]
 pub struct RegistrarLimits {
@@ -75,15 +76,8 @@ pub struct Registrar {
     limits: RegistrarLimits,
     nonces: HashMap<String, Instant>,
     nonce_order: VecDeque<(Instant, String)>,
-    failures: HashMap<IpAddr, Failures>,
+    failures: FailureLimiter,
     new_nonce: Box<dyn FnMut() -> String + Send>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Failures {
-    count: u32,
-    first: Instant,
-    blocked_until: Option<Instant>,
 }
 
 impl Registrar {
@@ -98,7 +92,12 @@ impl Registrar {
             limits,
             nonces: HashMap::new(),
             nonce_order: VecDeque::new(),
-            failures: HashMap::new(),
+            failures: FailureLimiter::new(FailureLimits {
+                max_failures: limits.max_failures,
+                window: limits.failure_window,
+                block_for: limits.block_for,
+                max_tracked: limits.max_tracked_addresses,
+            }),
             new_nonce,
         }
     }
@@ -139,43 +138,15 @@ impl Registrar {
                 self.nonces.remove(&n);
             }
         }
-        let l = self.limits;
-        self.failures.retain(|_, f| {
-            f.blocked_until.is_some_and(|u| u > now)
-                || now.duration_since(f.first) < l.failure_window
-        });
+        self.failures.prune(now);
     }
 
     fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        self.failures
-            .get(&ip)
-            .and_then(|f| f.blocked_until)
-            .is_some_and(|u| u > now)
+        self.failures.blocked_for(ip, now).is_some()
     }
 
     fn fail(&mut self, ip: IpAddr, now: Instant, reason: String) -> Verdict {
-        let l = self.limits;
-        if !self.failures.contains_key(&ip) && self.failures.len() >= l.max_tracked_addresses {
-            self.prune(now);
-        }
-        if self.failures.len() < l.max_tracked_addresses || self.failures.contains_key(&ip) {
-            let f = self.failures.entry(ip).or_insert(Failures {
-                count: 0,
-                first: now,
-                blocked_until: None,
-            });
-            if now.duration_since(f.first) >= l.failure_window {
-                *f = Failures {
-                    count: 0,
-                    first: now,
-                    blocked_until: None,
-                };
-            }
-            f.count += 1;
-            if f.count >= l.max_failures {
-                f.blocked_until = Some(now + l.block_for);
-            }
-        }
+        self.failures.failed(ip, now);
         Verdict::Reject { code: 403, reason }
     }
 
@@ -256,11 +227,8 @@ impl Registrar {
         match answer.verify("REGISTER", ha1) {
             Ok(true) => {
                 self.nonces.remove(&answer.nonce);
-                if let Some(f) = self.failures.get_mut(&facts.source_ip)
-                    && f.blocked_until.is_none()
-                {
-                    f.count = 0;
-                }
+                // (A blocked address never gets here: it is refused first.)
+                self.failures.succeeded(facts.source_ip);
                 Verdict::Accept
             }
             Ok(false) => self.fail(
@@ -274,7 +242,7 @@ impl Registrar {
 
     /// Outstanding nonces and tracked addresses (for tests and metrics).
     pub fn sizes(&self) -> (usize, usize) {
-        (self.nonces.len(), self.failures.len())
+        (self.nonces.len(), self.failures.tracked())
     }
 }
 

@@ -22,6 +22,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 
 use crate::sip::digest::{DigestResponse, parse_authorization};
 use crate::store::DIGEST_REALM;
+use crate::util::{FailureLimiter, FailureLimits};
 
 /// A scheme offered in challenges and accepted in credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -142,17 +143,11 @@ struct NonceState {
     last_nc: Option<u32>,
 }
 
-struct Failures {
-    first: Instant,
-    count: u32,
-    blocked_until: Option<Instant>,
-}
-
 pub struct AuthGuard {
     limits: AuthLimits,
     nonces: HashMap<String, NonceState>,
     order: VecDeque<(Instant, String)>,
-    failures: HashMap<IpAddr, Failures>,
+    failures: FailureLimiter,
     new_nonce: Box<dyn FnMut() -> String + Send>,
 }
 
@@ -163,7 +158,12 @@ impl AuthGuard {
             limits,
             nonces: HashMap::new(),
             order: VecDeque::new(),
-            failures: HashMap::new(),
+            failures: FailureLimiter::new(FailureLimits {
+                max_failures: limits.max_failures,
+                window: limits.failure_window,
+                block_for: limits.block_for,
+                max_tracked: limits.max_tracked_addresses,
+            }),
             new_nonce,
         }
     }
@@ -179,11 +179,7 @@ impl AuthGuard {
                 self.nonces.remove(&n);
             }
         }
-        let l = self.limits;
-        self.failures.retain(|_, f| {
-            f.blocked_until.is_some_and(|u| now < u)
-                || now.saturating_duration_since(f.first) < l.failure_window
-        });
+        self.failures.prune(now);
     }
 
     /// `WWW-Authenticate` values for a 401, in `schemes` order.
@@ -241,42 +237,18 @@ impl AuthGuard {
     /// Whether `ip` is refused for now after too many failures.
     pub fn blocked(&mut self, ip: IpAddr, now: Instant) -> bool {
         self.expire(now);
-        self.failures
-            .get(&ip)
-            .and_then(|f| f.blocked_until)
-            .is_some_and(|u| now < u)
+        self.failures.blocked_for(ip, now).is_some()
     }
 
     /// Counts a failure; `true` if `ip` is now blocked.
     pub fn failed(&mut self, ip: IpAddr, now: Instant) -> bool {
         self.expire(now);
-        let l = self.limits;
-        if !self.failures.contains_key(&ip) && self.failures.len() >= l.max_tracked_addresses {
-            // Table full (a distributed attack): still refuse this try, but
-            // keep memory bounded.
-            return false;
-        }
-        let f = self.failures.entry(ip).or_insert(Failures {
-            first: now,
-            count: 0,
-            blocked_until: None,
-        });
-        if now.saturating_duration_since(f.first) >= l.failure_window {
-            f.first = now;
-            f.count = 0;
-        }
-        f.count += 1;
-        if f.count >= l.max_failures {
-            f.blocked_until = Some(now + l.block_for);
-            true
-        } else {
-            false
-        }
+        self.failures.failed(ip, now)
     }
 
     /// A success forgets the address's failures.
     pub fn succeeded(&mut self, ip: IpAddr) {
-        self.failures.remove(&ip);
+        self.failures.succeeded(ip);
     }
 }
 
@@ -435,6 +407,6 @@ mod tests {
         for i in 0..5u8 {
             g.failed(IpAddr::from([10, 1, 0, i]), t0 + Duration::from_secs(200));
         }
-        assert!(g.failures.len() <= 2);
+        assert!(g.failures.tracked() <= 2);
     }
 }
