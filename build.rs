@@ -1,7 +1,8 @@
 //! Embeds `web-ui/` (the admin UI and the API docs viewer) in the binary:
-//! every file is included with `include_bytes!`, with a gzip copy made here
-//! once, so the gateway never compresses at run time and the appliance needs
-//! no files besides the binary (and the Yocto build no Node.js).
+//! every file is included with `include_bytes!`, text files compressed here
+//! once (gzip), so the gateway never compresses at run time and the
+//! appliance needs no files besides the binary (and the Yocto build no
+//! Node.js).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -23,7 +24,11 @@ fn main() {
         // an edit inside a subdirectory rebuilds.
         println!("cargo:rerun-if-changed={}", src.display());
         let data = std::fs::read(&src).expect("read web-ui file");
-        let gz = if worth_compressing(rel) && data.len() > 256 {
+        // A file worth compressing is embedded as gzip only (served as it
+        // is to the browsers, which all accept gzip, and inflated for the
+        // rare client that does not): the binary carries each file once.
+        let mut gz = None;
+        if worth_compressing(rel) && data.len() > 256 {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
             enc.write_all(&data).expect("gzip in memory");
             let z = enc.finish().expect("gzip in memory");
@@ -31,19 +36,20 @@ fn main() {
                 let dst = gz_dir.join(format!("{rel}.gz"));
                 std::fs::create_dir_all(dst.parent().expect("has parent")).expect("mkdir");
                 std::fs::write(&dst, z).expect("write gz");
-                format!("Some(include_bytes!({:?}))", dst.display().to_string())
-            } else {
-                "None".to_owned()
+                gz = Some(dst);
             }
-        } else {
-            "None".to_owned()
+        }
+        let entry = match gz {
+            Some(dst) => format!(
+                "None, Some(include_bytes!({:?}))",
+                dst.display().to_string()
+            ),
+            None => format!(
+                "Some(include_bytes!({:?})), None",
+                src.display().to_string()
+            ),
         };
-        writeln!(
-            code,
-            "    ({rel:?}, include_bytes!({:?}), {gz}),",
-            src.display().to_string()
-        )
-        .expect("write to String");
+        writeln!(code, "    ({rel:?}, {entry}),").expect("write to String");
     }
     code.push_str("]\n");
     std::fs::write(out.join("web_ui_files.rs"), code).expect("write web_ui_files.rs");

@@ -277,6 +277,7 @@ fn parse_role(s: &str) -> Result<TokenRole, String> {
 }
 
 fn main() -> anyhow::Result<()> {
+    camgate::ops::tune_allocator();
     let cli = Cli::parse();
     let config = Config::load(&cli.config).context("configuration")?;
     let logging = camgate::ops::logging::init(&config.log, config.log_format);
