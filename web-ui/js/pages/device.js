@@ -60,7 +60,7 @@ export function render(main, [id], { navigate }) {
     if (stopped) return;
     const dl = (r) => (r.status === 'fulfilled'
       ? h('dl.kv', Object.entries(r.value || {}).filter(([, v]) => v !== null && typeof v !== 'object')
-        .map(([k, v]) => [h('dt', k), h('dd', String(v))]))
+        .map(([k, v]) => [h('dt', t(`device.field.${k}`) === `device.field.${k}` ? k : t(`device.field.${k}`)), h('dd', String(v))]))
       : h('p.form-error', errorText(r.reason)));
     liveBox.replaceChildren(h('h2', t('device.live_info')),
       h('h3', t('device.info')), dl(info), h('h3', t('device.status_query')), dl(status),
