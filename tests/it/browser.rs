@@ -33,17 +33,18 @@ pub(crate) fn require_browser_tools() {
     );
 }
 
-/// Runs `node tests/browser/<script> <base> <stream>` and returns its JSON
-/// result, failing the test (with the install command) if a tool is missing.
-async fn run_browser(script: &str, gw: &Gateway, stream: &str) -> serde_json::Value {
+/// Runs `node tests/browser/<script> <args…>` and returns the JSON result
+/// it prints last, failing the test (with the install command) if a tool is
+/// missing, and with the script's output and the gateway's log if the
+/// result is not `ok`.
+pub(crate) async fn run_node(script: &str, args: Vec<String>, gw: &Gateway) -> serde_json::Value {
     require_browser_tools();
     let dir = browser_dir();
-    let name = script;
-    let (script, base, stream) = (script.to_owned(), gw.base.clone(), stream.to_owned());
+    let script_path = dir.join(script);
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg(dir.join(&script))
-            .args([&base, &stream, "--timeout-secs", "60"])
+            .arg(script_path)
+            .args(args)
             .current_dir(&dir)
             .output()
             .expect("run node")
@@ -55,13 +56,20 @@ async fn run_browser(script: &str, gw: &Gateway, stream: &str) -> serde_json::Va
     let line = stdout.lines().last().unwrap_or("");
     let result: serde_json::Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("no JSON result ({e}):\nstdout:\n{stdout}\nstderr:\n{stderr}"));
+    let logs = gw.logs.all();
     assert!(
         out.status.success() && result["ok"] == true,
-        "browser test failed: {result:#}\nstderr:\n{stderr}\ngateway log:\n{}",
-        gw.logs.all().join("\n")
+        "{script} failed: {result:#}\nstderr:\n{stderr}\ngateway log (last 200 lines):\n{}",
+        logs[logs.len().saturating_sub(200)..].join("\n")
     );
-    eprintln!("{name}: {result}");
+    eprintln!("{script}: {result}");
     result
+}
+
+/// Runs `node tests/browser/<script> <base> <stream>` (whep.mjs, hls.mjs).
+async fn run_browser(script: &str, gw: &Gateway, stream: &str) -> serde_json::Value {
+    let args = [gw.base.as_str(), stream, "--timeout-secs", "60"];
+    run_node(script, args.map(str::to_owned).to_vec(), gw).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,12 +15,11 @@
 //! artefacts).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use reqwest::Method;
 use serde_json::json;
 
-use crate::browser::{browser_dir, require_browser_tools};
+use crate::browser::run_node;
 use crate::common::{Camera, Gateway, GatewayOptions, TOKEN};
 use crate::gb_sim::{SIM_DEVICE, start_h264_g711a_sim};
 
@@ -40,39 +39,8 @@ fn screenshot_dir() -> PathBuf {
 
 /// Runs one phase of ui.mjs against `gw` and returns its JSON result.
 async fn run_ui(gw: &Gateway, phase: &str, config: &serde_json::Value) -> serde_json::Value {
-    require_browser_tools();
-    let (base, phase_arg, config_arg) = (gw.base.clone(), phase.to_owned(), config.to_string());
-    let out = tokio::task::spawn_blocking(move || {
-        let dir = browser_dir();
-        Command::new("node")
-            .arg(dir.join("ui.mjs"))
-            .args([&base, &phase_arg, &config_arg])
-            .current_dir(&dir)
-            .output()
-            .expect("run node")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stdout.lines().last().unwrap_or("");
-    let result: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("no JSON result ({e}):\nstdout:\n{stdout}\nstderr:\n{stderr}"));
-    assert!(
-        out.status.success() && result["ok"] == true,
-        "UI test phase {phase} failed: {result:#}\nstderr:\n{stderr}\ngateway log (last 200 lines):\n{}",
-        gw.logs
-            .all()
-            .iter()
-            .rev()
-            .take(200)
-            .rev()
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    eprintln!("ui.mjs {phase}: {result}");
-    result
+    let args = vec![gw.base.clone(), phase.to_owned(), config.to_string()];
+    run_node("ui.mjs", args, gw).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
