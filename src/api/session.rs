@@ -117,13 +117,15 @@ pub async fn login(
         .clone()
         .unwrap_or_else(|| "(token)".to_owned());
     let Some((owner, name, role)) = check_credentials(&app, body).await? else {
-        let now_blocked = app
-            .login_failures
-            .lock()
-            .is_ok_and(|mut l| l.failed(ip, Instant::now()));
-        tracing::warn!(peer = %ip, user = %who.chars().take(64).collect::<String>(), blocked = now_blocked, "sign-in failed");
-        if now_blocked {
-            return Ok(too_many(SESSION_RETRY_SECS));
+        // How long this failure blocks the address for, if it does.
+        let blocked = app.login_failures.lock().ok().and_then(|mut l| {
+            let now = Instant::now();
+            l.failed(ip, now);
+            l.blocked_for(ip, now)
+        });
+        tracing::warn!(peer = %ip, user = %who.chars().take(64).collect::<String>(), blocked = blocked.is_some(), "sign-in failed");
+        if let Some(left) = blocked {
+            return Ok(too_many(left.as_secs().max(1)));
         }
         return Err(ApiError::unauthorized("wrong user name or password"));
     };
@@ -166,9 +168,6 @@ pub async fn login(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
-
-/// Seconds a blocked address waits (the limiter's block time).
-const SESSION_RETRY_SECS: u64 = 60;
 
 #[utoipa::path(get, path = "/api/v1/auth/session", tag = "auth", summary = "Who is signed in", responses((status = 200, description = "The caller: a session (with its CSRF token) or a bearer token", body = SessionView)))]
 pub async fn session(caller: Caller) -> Response {

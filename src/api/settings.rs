@@ -200,13 +200,7 @@ fn network_view(
     let stored = stored.unwrap_or_default();
     let base = app.config.network_base;
     // Stored values are shown even where a flag overrides them today.
-    let shown = crate::store::NetworkSettings {
-        sip_port: stored.sip_port.or(base.sip_port),
-        rtp_port: stored.rtp_port.or(base.rtp_port),
-        rtsp_port: stored.rtsp_port.or(base.rtsp_port),
-        webrtc_port: stored.webrtc_port.or(base.webrtc_port),
-        public_ip: stored.public_ip.or(base.public_ip),
-    };
+    let shown = stored.or(base);
     let f = app.config.listen_flags;
     let fixed_by_flags = [
         ("sip_port", f.sip),
@@ -304,20 +298,19 @@ pub async fn put_network(
     // What the next start would bind must not collide: SIP and GB media
     // use both UDP and TCP, RTSP and HTTP TCP, WebRTC UDP. (Checked on the
     // stored values even where a flag overrides them today.)
-    let running = app.config.network_base;
-    let port = |stored: Option<u16>, run: Option<u16>| stored.or(run).unwrap_or(0);
-    let sip = port(n.sip_port, running.sip_port);
-    let rtp = port(n.rtp_port, running.rtp_port);
+    let next = n.or(app.config.network_base);
+    let port = |p: Option<u16>| p.unwrap_or(0);
+    let (sip, rtp) = (port(next.sip_port), port(next.rtp_port));
     let tcp = [
         ("sip_port", sip),
         ("rtp_port", rtp),
-        ("rtsp_port", port(n.rtsp_port, running.rtsp_port)),
+        ("rtsp_port", port(next.rtsp_port)),
         ("http", app.config.http_listen.port()),
     ];
     let udp = [
         ("sip_port", sip),
         ("rtp_port", rtp),
-        ("webrtc_port", port(n.webrtc_port, running.webrtc_port)),
+        ("webrtc_port", port(next.webrtc_port)),
     ];
     for set in [&tcp[..], &udp[..]] {
         for (i, (a, pa)) in set.iter().enumerate() {

@@ -78,6 +78,19 @@ pub struct NetworkSettings {
     pub public_ip: Option<std::net::IpAddr>,
 }
 
+impl NetworkSettings {
+    /// These settings, each one not set taken from `fallback`.
+    pub fn or(self, fallback: NetworkSettings) -> NetworkSettings {
+        NetworkSettings {
+            sip_port: self.sip_port.or(fallback.sip_port),
+            rtp_port: self.rtp_port.or(fallback.rtp_port),
+            rtsp_port: self.rtsp_port.or(fallback.rtsp_port),
+            webrtc_port: self.webrtc_port.or(fallback.webrtc_port),
+            public_ip: self.public_ip.or(fallback.public_ip),
+        }
+    }
+}
+
 pub const NETWORK_KEY: &str = "network";
 
 pub fn get<T: DeserializeOwned>(conn: &Connection, key: &str) -> Result<Option<T>, StoreError> {
