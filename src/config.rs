@@ -263,6 +263,9 @@ pub struct HttpFile {
     /// Origins allowed to read responses cross-origin (`"*"` for any); none
     /// by default.
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Reverse proxies (their addresses) whose `X-Forwarded-For` names the
+    /// client, for sign-in rate limits and logs; none by default.
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -286,6 +289,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http_listen: SocketAddr,
     pub cors_allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     pub log: String,
     pub log_format: LogFormat,
     pub on_demand_grace: Duration,
@@ -454,6 +458,7 @@ impl Config {
                 .or(file.http.listen)
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
             cors_allowed_origins: file.http.cors_allowed_origins.unwrap_or_default(),
+            trusted_proxies: file.http.trusted_proxies.unwrap_or_default(),
             log: args
                 .log
                 .clone()

@@ -138,6 +138,36 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     }
 }
 
+/// The client a request came from: the socket's peer, or, when that peer is
+/// a trusted reverse proxy, the address its `X-Forwarded-For` appended last
+/// that is not itself a trusted proxy (the rightmost untrusted hop: what a
+/// client writes further left cannot be trusted).
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let mut hops: Vec<IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        let Ok(v) = v.to_str() else {
+            return Some(peer);
+        };
+        for hop in v.split(',').take(32) {
+            match hop.trim().parse() {
+                Ok(ip) => hops.push(ip),
+                // An unreadable entry: stop trusting the header there.
+                Err(_) => return Some(peer),
+            }
+        }
+    }
+    Some(
+        hops.into_iter()
+            .rev()
+            .find(|ip| !trusted.contains(ip))
+            .unwrap_or(peer),
+    )
+}
+
 const MAX_TOKEN_LEN: usize = 256;
 
 /// The bearer token of `Authorization`, `Err` if the header is there but is
@@ -278,6 +308,31 @@ mod tests {
         );
         assert_eq!(session_cookie(&h), None);
         assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 192.0.2.7"),
+        );
+        assert_eq!(client_ip(Some(proxy), &h, &[proxy]), Some(client));
+        // A direct client cannot claim another address.
+        assert_eq!(client_ip(Some(client), &h, &[proxy]), Some(client));
+        assert_eq!(client_ip(Some(proxy), &h, &[]), Some(proxy));
+        // Two trusted proxies in a row: the hop before them.
+        let inner: IpAddr = "10.0.0.2".parse().unwrap();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("192.0.2.7, 10.0.0.2"),
+        );
+        assert_eq!(client_ip(Some(proxy), &h, &[proxy, inner]), Some(client));
+        h.insert("x-forwarded-for", HeaderValue::from_static("junk"));
+        assert_eq!(client_ip(Some(proxy), &h, &[proxy]), Some(proxy));
+        assert_eq!(client_ip(None, &h, &[proxy]), None);
     }
 
     #[test]

@@ -100,11 +100,14 @@ async fn check_credentials(
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", summary = "Sign in (no credentials needed; rate-limited)", description = "With `username` and `password`, or with an API `token`. Sets the `camgate_session` cookie (HttpOnly, SameSite=Strict); send `csrf_token` back in `X-CSRF-Token` with every cookie-authenticated write. Five failures from an address within a minute block it for a minute.", request_body = LoginRequest, responses((status = 200, description = "Signed in; the cookie is set", body = SessionView), (status = 401, description = "Wrong user name, password or token (`unauthorized`)"), (status = 429, description = "Too many failed sign-ins from this address (`too_many_attempts`); `Retry-After` says when to retry"), (status = 503, description = "The database is read-only"), (status = 507, description = "The disk is full")))]
 pub async fn login(
     State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ClientIp(peer): ClientIp,
     headers: HeaderMap,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<Response, ApiError> {
-    let ip = ip.unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
+    let trusted = &app.config.trusted_proxies;
+    let from_proxy = peer.is_some_and(|p| trusted.contains(&p));
+    let ip = super::auth::client_ip(peer, &headers, trusted)
+        .unwrap_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED));
     let blocked = app
         .login_failures
         .lock()
@@ -144,10 +147,11 @@ pub async fn login(
         .call(move |c| db::insert_session(c, &id_hash, owner, &csrf_stored, SESSION_LIFETIME))
         .await?;
     tracing::info!(peer = %ip, user = %name, role = role.as_str(), "signed in");
-    // Secure when a TLS reverse proxy says the browser used https.
-    let secure = headers
-        .get("x-forwarded-proto")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    // Secure when a trusted TLS reverse proxy says the browser used https.
+    let secure = from_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
     let cookie = format!(
         "{SESSION_COOKIE}={session_id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
         SESSION_LIFETIME.absolute,

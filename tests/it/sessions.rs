@@ -342,3 +342,44 @@ async fn live_outputs_accept_the_session_cookie_when_viewers_need_tokens() {
         "{v}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_sign_in_limits_apply_per_forwarded_client() {
+    let gw = Gateway::start(GatewayOptions {
+        config_toml: "[http]\ntrusted_proxies = [\"127.0.0.1\"]\n".into(),
+        ..Default::default()
+    });
+    add_user(&gw, "desk", "desk-password-1", "viewer").await;
+    let login = |forwarded: &'static str, password: &'static str| {
+        let url = gw.url("/api/v1/auth/login");
+        async move {
+            Gateway::client()
+                .post(url)
+                .header("X-Forwarded-For", forwarded)
+                .header("X-Forwarded-Proto", "https")
+                .json(&json!({"username": "desk", "password": password}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        codes.push(login("192.0.2.1", "wrong-password").await.status().as_u16());
+    }
+    assert_eq!(codes, [401, 401, 401, 401, 429]);
+    // Another client behind the same proxy is not blocked; a client cannot
+    // escape its block by writing another address further left.
+    let ok = login("192.0.2.2", "desk-password-1").await;
+    assert_eq!(ok.status(), StatusCode::OK);
+    let cookie = ok.headers()[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("; Secure"),
+        "https at the trusted proxy: {cookie}"
+    );
+    let spoof = login("198.51.100.1, 192.0.2.1", "desk-password-1").await;
+    assert_eq!(spoof.status(), StatusCode::TOO_MANY_REQUESTS);
+}
