@@ -462,6 +462,30 @@ async function mainPhase(browser) {
     await vctx.close();
   });
 
+  await step('API docs: browse, search and try a request', async () => {
+    const foreign = [];
+    const onRequest = (r) => {
+      if (!r.url().startsWith(base) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) foreign.push(r.url());
+    };
+    page.on('request', onRequest);
+    await page.goto(`${base}/api/docs`);
+    await page.waitForFunction(() => document.querySelectorAll('details.op').length > 60);
+    await page.fill('#token', cfg.token);
+    await page.fill('#search', 'users');
+    const visible = await page.$$eval('details.op:not(.hidden) .path', (ps) => ps.map((p) => p.textContent));
+    if (!visible.length || !visible.every((p) => p.includes('users'))) throw new Error(`search shows ${visible}`);
+    const op = page.locator('details.op:not(.hidden)').filter({ has: page.locator('.method.get') }).filter({ has: page.locator('.path', { hasText: /^\/api\/v1\/users$/ }) });
+    await op.locator('summary').first().click();
+    await op.locator('form.try button[type=submit]').click();
+    await op.locator('p.status', { hasText: /^200 / }).waitFor();
+    const body = await op.locator('form.try pre').textContent();
+    if (!body.includes(cfg.user)) throw new Error(`try-it answer: ${body}`);
+    await shot(page, '17-api-docs');
+    page.off('request', onRequest);
+    if (foreign.length) throw new Error(`the docs loaded from elsewhere: ${foreign}`);
+    await page.goto(`${base}/`);
+  });
+
   await step('sign out', async () => {
     await page.click('[data-testid=logout]');
     await page.waitForSelector('[data-testid=login-form]');

@@ -6,7 +6,8 @@
 //! LL-HLS (hls.js), drives the PTZ pad, manages users and tokens, changes
 //! the on-demand grace,
 //! reads events, switches to Chinese and to tablet size, and checks a
-//! viewer is kept out of admin pages and APIs. The gateway is then
+//! viewer is kept out of admin pages and APIs, and browses the API docs
+//! (search, try-it) with nothing loaded from elsewhere. The gateway is then
 //! restarted on the same data dir; signing in with the admin API token and
 //! then with the password, the setting and the source are found kept.
 //!
@@ -114,6 +115,7 @@ async fn admin_ui_end_to_end_in_chromium() {
         "13-live-tablet",
         "14-viewer-not-allowed",
         "15-settings-after-restart",
+        "17-api-docs",
     ] {
         let png = shots.join(format!("{name}.png"));
         let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
