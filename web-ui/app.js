@@ -14,6 +14,7 @@ import * as sources from './js/pages/sources.js';
 import * as users from './js/pages/users.js';
 import * as settings from './js/pages/settings.js';
 import * as events from './js/pages/events.js';
+import * as webhooks from './js/pages/webhooks.js';
 
 // Route → page and the least role that may open it (the server checks
 // every call anyway; this only keeps viewers out of pages they cannot use).
@@ -26,6 +27,7 @@ const ROUTES = [
   { path: /^users$/, page: users, nav: 'users', role: 'admin' },
   { path: /^settings$/, page: settings, nav: 'settings', role: 'viewer' },
   { path: /^events$/, page: events, nav: 'events', role: 'viewer' },
+  { path: /^webhooks$/, page: webhooks, nav: 'webhooks', role: 'admin' },
 ];
 
 const NAV = [
@@ -35,6 +37,7 @@ const NAV = [
   ['sources', 'viewer'],
   ['events', 'viewer'],
   ['users', 'admin'],
+  ['webhooks', 'admin'],
   ['settings', 'viewer'],
 ];
 

@@ -5,13 +5,16 @@
 //   phase `main`: sign in, dashboard, devices (a `camgate sim` device),
 //     channel tree, a GB28181 channel playing in a tile over WebRTC, an RTSP
 //     source added through the form, tested and played over WebRTC, HTTP-FLV
-//     and LL-HLS, users and tokens, a setting changed, events, zh, tablet
-//     size, and a viewer who is kept out of admin pages and APIs.
+//     and LL-HLS, users and tokens, a webhook added in the UI delivering a
+//     signed event to a local receiver, a setting changed, events, zh,
+//     tablet size, and a viewer who is kept out of admin pages and APIs.
 //   phase `after-restart`: the changed setting is still there.
 // Config: {user, password, token, device, camera_url, grace, screenshots, timeout_secs}.
 // Every page is saved as a full-page PNG in `screenshots`. Prints one JSON
 // line: {ok, steps, screenshots, …} and exits 0 on success.
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { finish, launch } from './lib.mjs';
 
@@ -334,6 +337,44 @@ async function mainPhase(browser) {
     if (r !== 200) throw new Error(`the new token answered ${r}`);
     await noHorizontalScroll(page, 'users');
     await shot(page, '07-users-tokens');
+  });
+
+  await step('a webhook added in the UI delivers a signed event', async () => {
+    // A local receiver: records each POST and checks its HMAC signature.
+    const received = [];
+    let secret = '';
+    const server = createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const want = `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+        received.push({ event: req.headers['x-camgate-event'], signed: req.headers['x-camgate-signature'] === want });
+        res.writeHead(200).end();
+      });
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      await openNav(page, 'webhooks');
+      await page.click('[data-testid=webhook-add]');
+      const form = page.locator('[data-testid=webhook-form]');
+      await form.locator('input[name=url]').fill(`http://127.0.0.1:${server.address().port}/hook`);
+      secret = await form.locator('input[name=secret]').inputValue();
+      await form.locator('input[name=all]').uncheck();
+      await form.locator('input[name=kind][value=catalog_synced]').check();
+      await form.locator('[data-testid=webhook-save]').click();
+      await page.waitForSelector('[data-testid=deliveries]');
+      // A catalog refresh makes a catalog_synced event.
+      const r = await pageFetch(page, 'POST', `/api/v1/devices/${cfg.device}/catalog/refresh`);
+      if (r.status >= 300) throw new Error(`catalog refresh: ${r.status} ${JSON.stringify(r.body)}`);
+      await page.waitForSelector('[data-testid=deliveries] tr[data-event=catalog_synced][data-state=delivered]');
+      if (!received.some((m) => m.event === 'catalog_synced' && m.signed)) throw new Error(`received ${JSON.stringify(received)}`);
+      if (received.some((m) => m.event !== 'catalog_synced')) throw new Error(`unsubscribed events: ${JSON.stringify(received)}`);
+      await noHorizontalScroll(page, 'webhooks');
+      await shot(page, '18-webhooks');
+    } finally {
+      server.close();
+    }
   });
 
   await step('change the on-demand grace in settings', async () => {

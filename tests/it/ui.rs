@@ -3,7 +3,8 @@
 //! the API, finds a `camgate sim` GB28181 device online, opens its channel
 //! tree and plays a channel (WebRTC), adds the GStreamer RTSP camera through
 //! the sources form and plays it over WebRTC, HTTP-FLV (mpegts.js) and
-//! LL-HLS (hls.js), drives the PTZ pad, manages users and tokens, changes
+//! LL-HLS (hls.js), drives the PTZ pad, manages users and tokens, adds a
+//! webhook whose signed event reaches a local receiver, changes
 //! the on-demand grace,
 //! reads events, switches to Chinese and to tablet size, and checks a
 //! viewer is kept out of admin pages and APIs, and browses the API docs
@@ -116,6 +117,7 @@ async fn admin_ui_end_to_end_in_chromium() {
         "14-viewer-not-allowed",
         "15-settings-after-restart",
         "17-api-docs",
+        "18-webhooks",
     ] {
         let png = shots.join(format!("{name}.png"));
         let bytes = std::fs::read(&png).unwrap_or_else(|e| panic!("{}: {e}", png.display()));
