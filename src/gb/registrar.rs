@@ -6,9 +6,9 @@
 //! - No `Authorization` → 401 with a fresh nonce.
 //! - A stale or unknown nonce → 401 `stale=true` (not counted as a failure).
 //! - A wrong answer, user or realm → 403, counted against the source address;
-//!   after [`RegistrarLimits::max_failures`] within
-//!   [`RegistrarLimits::failure_window`] that address gets 403 without a digest
-//!   check for [`RegistrarLimits::block_for`] (brute-force brake).
+//!   after [`FailureLimits::max_failures`] within
+//!   [`FailureLimits::window`] that address gets 403 without a digest
+//!   check for [`FailureLimits::block_for`] (brute-force brake).
 //! - A right answer → accepted; the nonce is used up (replay protection for the
 //!   answers without `qop`).
 
@@ -23,11 +23,9 @@ use crate::util::{FailureLimiter, FailureLimits};
 pub struct RegistrarLimits {
     pub nonce_ttl: Duration,
     pub max_nonces: usize,
-    pub max_failures: u32,
-    pub failure_window: Duration,
-    pub block_for: Duration,
-    /// Addresses tracked for failures at once.
-    pub max_tracked_addresses: usize,
+    /// Failed registrations per address before it is blocked, and for how
+    /// long.
+    pub failures: FailureLimits,
 }
 
 impl Default for RegistrarLimits {
@@ -35,10 +33,7 @@ impl Default for RegistrarLimits {
         Self {
             nonce_ttl: Duration::from_secs(300),
             max_nonces: 20_000,
-            max_failures: 5,
-            failure_window: Duration::from_secs(60),
-            block_for: Duration::from_secs(60),
-            max_tracked_addresses: 10_000,
+            failures: FailureLimits::default(),
         }
     }
 }
@@ -92,12 +87,7 @@ impl Registrar {
             limits,
             nonces: HashMap::new(),
             nonce_order: VecDeque::new(),
-            failures: FailureLimiter::new(FailureLimits {
-                max_failures: limits.max_failures,
-                window: limits.failure_window,
-                block_for: limits.block_for,
-                max_tracked: limits.max_tracked_addresses,
-            }),
+            failures: FailureLimiter::new(limits.failures),
             new_nonce,
         }
     }
@@ -162,9 +152,9 @@ impl Registrar {
                 code: 403,
                 reason: format!(
                     "{} failed registrations from {}: refused for {} s",
-                    self.limits.max_failures,
+                    self.limits.failures.max_failures,
                     facts.source_ip,
-                    self.limits.block_for.as_secs()
+                    self.limits.failures.block_for.as_secs()
                 ),
             };
         }

@@ -108,10 +108,8 @@ pub fn credentials(
 pub struct AuthLimits {
     pub nonce_ttl: Duration,
     pub max_nonces: usize,
-    pub max_failures: u32,
-    pub failure_window: Duration,
-    pub block_for: Duration,
-    pub max_tracked_addresses: usize,
+    /// Failed logins per address before it is blocked, and for how long.
+    pub failures: FailureLimits,
 }
 
 impl Default for AuthLimits {
@@ -119,10 +117,7 @@ impl Default for AuthLimits {
         Self {
             nonce_ttl: Duration::from_secs(300),
             max_nonces: 10_000,
-            max_failures: 5,
-            failure_window: Duration::from_secs(60),
-            block_for: Duration::from_secs(60),
-            max_tracked_addresses: 10_000,
+            failures: FailureLimits::default(),
         }
     }
 }
@@ -158,12 +153,7 @@ impl AuthGuard {
             limits,
             nonces: HashMap::new(),
             order: VecDeque::new(),
-            failures: FailureLimiter::new(FailureLimits {
-                max_failures: limits.max_failures,
-                window: limits.failure_window,
-                block_for: limits.block_for,
-                max_tracked: limits.max_tracked_addresses,
-            }),
+            failures: FailureLimiter::new(limits.failures),
             new_nonce,
         }
     }
@@ -374,7 +364,10 @@ mod tests {
         let mut g = AuthGuard::new(
             AuthLimits {
                 max_nonces: 3,
-                max_tracked_addresses: 2,
+                failures: FailureLimits {
+                    max_tracked: 2,
+                    ..FailureLimits::default()
+                },
                 ..AuthLimits::default()
             },
             Box::new({
